@@ -1,0 +1,116 @@
+"""Run the bootstrap backfill as one Dagster run on the instance at DAGSTER_HOME, and summarise it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from crypto_assets import warehouse as wh
+from crypto_assets.config import Settings
+
+SUMMARY_TABLES = (
+    "raw.prices",
+    "raw.news",
+    "features.article_sentiment",
+    "features.sentiment_hourly",
+    "features.technical_indicators",
+    "features.feature_vectors",
+    "ml.training_set",
+)
+
+
+def _check_warehouse_openable(path: Path) -> None:
+    """Fail fast (ConfigError, exit 2) on an unwritable folder or a file that is not a DuckDB database."""
+    with wh.connect(path, lock_timeout_s=5):
+        pass
+
+
+def _check_results(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, bool, str]]:
+    rows = []
+    for evaluation in result.get_asset_check_evaluations():
+        rows.append(
+            (
+                evaluation.asset_key.to_user_string(),
+                evaluation.check_name,
+                evaluation.passed,
+                evaluation.severity.value if hasattr(evaluation, "severity") else "",
+            )
+        )
+    return rows
+
+
+def _root_cause(error: object) -> str:
+    """The innermost error message (Dagster wraps user errors in a generic step-execution error)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = getattr(error, "message", str(error)).strip()
+    return message.replace("\n", " | ")[:2000]
+
+
+def _summarise(path: Path, echo: Callable[[str], None]) -> None:
+    with wh.connect(path, read_only=True) as conn:
+        echo("rows per table:")
+        for table in SUMMARY_TABLES:
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if wh.table_exists(conn, table) else 0
+            echo(f"  {table:<32} {count:>9,}")
+        if wh.table_exists(conn, "ml.training_set"):
+            splits = conn.execute(
+                "SELECT split, count(*), min(ts), max(ts) FROM ml.training_set GROUP BY split ORDER BY min(ts)"
+            ).fetchall()
+            columns = len(conn.execute("SELECT * FROM ml.training_set LIMIT 0").description)
+            echo("training set (rows x columns per split):")
+            for split, count, first, last in splits:
+                echo(f"  {split:<6} {count:>7,} x {columns}   {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC")
+
+
+def run_bootstrap(
+    start: date,
+    end: date,
+    symbols: Sequence[str],
+    settings: Settings,
+    dagster_home: Path,
+    *,
+    echo: Callable[[str], None] = print,
+) -> int:
+    _check_warehouse_openable(settings.duckdb_path)
+    from crypto_assets.definitions import defs
+
+    days = (end - start).days + 1
+    echo(f"bootstrap: {days} UTC days {start} .. {end}, symbols {','.join(symbols)}")
+    echo(f"  warehouse  {settings.duckdb_path}")
+    echo(f"  instance   {dagster_home}/dagster.yaml")
+    echo(f"  prices     {' -> '.join(settings.price_providers)}   news {', '.join(settings.news_providers)}")
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_job_def("bootstrap")
+    result = job.execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": start.isoformat(),
+            "dagster/asset_partition_range_end": end.isoformat(),
+            "crypto_assets/command": "bootstrap",
+        },
+        run_config={
+            "resources": {"universe": {"config": {"symbols": list(symbols)}}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
+        raise_on_error=False,
+    )
+    echo("")
+    echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    steps = [e for e in result.all_events if e.is_step_failure]
+    for event in steps:
+        echo(f"  failed step {event.step_key}: {_root_cause(event.event_specific_data.error)}")
+    checks = _check_results(result)
+    failed_checks = [c for c in checks if not c[2]]
+    echo(f"checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed")
+    for asset, name, _, severity in failed_checks:
+        echo(f"  FAILED {asset} {name} ({severity})")
+    _summarise(settings.duckdb_path, echo)
+    echo(f"DuckDB file: {settings.duckdb_path}")
+    echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")
+    echo("open the UI: make ui   (then http://127.0.0.1:3000: assets, lineage, this run)")
+    blocking_failed = [c for c in failed_checks if c[3] == "ERROR"]
+    return 0 if result.success and not blocking_failed else 1

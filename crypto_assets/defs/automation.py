@@ -1,0 +1,63 @@
+"""Jobs and schedules: the one-run bootstrap backfill and the hourly refresh that keeps data current.
+
+Why schedules of a partitioned job rather than declarative automation: the refresh must re-fetch the
+*current* day's partition every hour (the partition grows bar by bar), and finalise *yesterday's*
+partition once its last bar has closed. A schedule names exactly which partition each tick writes, is
+testable with ``build_schedule_context``, and runs the whole chain (prices, news, features, training
+set) in one run that takes the warehouse pool once. Both schedules start RUNNING.
+"""
+
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from crypto_assets.defs.common import daily_partitions
+
+EVERY_ASSET = dg.AssetSelection.all()
+
+bootstrap_job = dg.define_asset_job(
+    name="bootstrap",
+    selection=EVERY_ASSET,
+    description=(
+        "Every asset over a range of UTC days in ONE run (all partitioned assets use a single-run backfill "
+        "policy), then the training set. Launched by `crypto-assets bootstrap`."
+    ),
+)
+
+refresh_job = dg.define_asset_job(
+    name="refresh_day",
+    selection=EVERY_ASSET,
+    partitions_def=daily_partitions,
+    description="Re-fetch one UTC day of prices and news, recompute its features and rebuild the training set.",
+)
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+@dg.schedule(
+    job=refresh_job,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Five minutes after every hour: refresh the current UTC day's partition (the bar that just closed).",
+)
+def hourly_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    tick = context.scheduled_execution_time
+    day = _day(tick - timedelta(hours=1))  # at 00:05 the bar that just closed is yesterday's 23:00 bar
+    return dg.RunRequest(run_key=f"hourly-{tick:%Y-%m-%dT%H}", partition_key=day)
+
+
+@dg.schedule(
+    job=refresh_job,
+    cron_schedule="20 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At 00:20 UTC: final refresh of yesterday's partition, once late provider corrections have landed.",
+)
+def daily_finalize(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    tick = context.scheduled_execution_time
+    return dg.RunRequest(
+        run_key=f"final-{_day(tick - timedelta(days=1))}", partition_key=_day(tick - timedelta(days=1))
+    )

@@ -1,0 +1,63 @@
+"""What every asset family shares: the daily partitions, asset defaults and window helpers."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+from crypto_assets.schemas import dagster_table_schema
+
+PARTITIONS_START = "2022-01-01"
+
+# UTC days from 2022-01-01 up to and including the current (still growing) day, so the hourly
+# refresh has a partition to write; the bootstrap's default range stops at the last complete day.
+daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
+
+OWNERS = ["team:quant-data"]
+WAREHOUSE_POOL = "duckdb"
+
+# The hourly refresh lands new bars a few minutes after each hour: two missed refreshes warn, six fail.
+FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=2))
+
+# Keyword arguments every partitioned warehouse asset takes.
+PARTITIONED = {
+    "freshness_policy": FRESHNESS,
+    "partitions_def": daily_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "pool": WAREHOUSE_POOL,
+    "owners": OWNERS,
+}
+
+
+def table_metadata(table: str) -> dict[str, object]:
+    """Static asset metadata: the table's column schema (from the pandera model) and where it lives."""
+    return {
+        "dagster/column_schema": dagster_table_schema(table),
+        "dagster/table_name": table,
+    }
+
+
+def days_of(start: datetime, end: datetime) -> list[date]:
+    """The UTC days in [start, end)."""
+    first = start.astimezone(UTC).date()
+    count = (end - start) // timedelta(days=1)
+    return [first + timedelta(days=i) for i in range(count)]
+
+
+def day_window(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def upstream_window(context: dg.AssetExecutionContext, upstream: dg.AssetKey) -> dg.TimeWindow:
+    """The time window of ``upstream``'s partitions that this run's partitions depend on (via the mapping)."""
+    for input_name, key in context.assets_def.keys_by_input_name.items():
+        if key == upstream:
+            return context.asset_partitions_time_window_for_input(input_name)
+    raise KeyError(f"{context.assets_def.key.to_user_string()} does not depend on {upstream.to_user_string()}")
+
+
+def preview(frame, rows: int = 5) -> dg.MetadataValue:
+    """A small markdown preview of a frame for the UI."""
+    if frame.empty:
+        return dg.MetadataValue.md("_no rows_")
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))

@@ -1,0 +1,175 @@
+"""raw/prices: hourly OHLCV bars per symbol from the price providers, with per-day failover."""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pandas as pd
+
+from crypto_assets import warehouse as wh
+from crypto_assets.defs.common import PARTITIONED, day_window, days_of, preview, table_metadata
+from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
+from crypto_assets.errors import ProviderError
+from crypto_assets.providers.prices import PriceClient, fetch_prices_with_failover
+from crypto_assets.schemas import ALL_SYMBOLS, validate_frame
+from crypto_assets.transforms.quality import partition_score_rows
+
+RAW_PRICES = dg.AssetKey(["raw", "prices"])
+
+
+def _mean(values: pd.Series) -> float | None:
+    """The mean score, rounded; None when nothing was scored (e.g. no second-provider sample)."""
+    return round(float(values.mean()), 2) if values.notna().any() else None
+
+
+def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
+    """Contiguous runs of days as [start, end) windows."""
+    windows: list[tuple[datetime, datetime]] = []
+    for day in sorted(days):
+        start, end = day_window(day)
+        if windows and windows[-1][1] == start:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows
+
+
+def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day: date) -> pd.DataFrame:
+    """The bars of ``day`` from the next provider that answers, per symbol, for the accuracy score."""
+    start, end = day_window(day)
+    samples = []
+    for symbol, bars in frame[frame["ts"].dt.date == day].groupby("symbol"):
+        served_by = set(bars["provider"])
+        for client in clients:
+            if client.name in served_by:
+                continue
+            try:
+                samples.append(client.fetch_hourly(str(symbol), start, end))
+                break
+            except ProviderError:
+                continue
+    return pd.concat(samples, ignore_index=True) if samples else frame.iloc[:0]
+
+
+def quality_scores(
+    frame: pd.DataFrame, days: list[date], symbols: list[str], sample: pd.DataFrame, sample_day: date | None
+) -> pd.DataFrame:
+    """quality.partition_scores rows for each day: completeness, consistency, accuracy and overall (0-100)."""
+    now = datetime.now(UTC)
+    by_day = dict(tuple(frame.groupby(frame["ts"].dt.date))) if not frame.empty else {}
+    rows = [
+        partition_score_rows(
+            by_day.get(day, frame.iloc[:0]),
+            partition_key=day.isoformat(),
+            symbols=symbols,
+            now=now,
+            secondary=sample if day == sample_day else None,
+        )
+        for day in days
+    ]
+    return pd.concat(rows, ignore_index=True)
+
+
+def _failure_report(failed: dict[date, dict[str, dict[str, str]]]) -> str:
+    lines = []
+    for day in sorted(failed):
+        for symbol, errors in sorted(failed[day].items()):
+            detail = "; ".join(f"{provider}: {message}" for provider, message in errors.items())
+            lines.append(f"{day} {symbol}: {detail}")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=RAW_PRICES,
+    group_name="ingestion",
+    kinds={"duckdb", "pandas", "binance", "coinbase"},
+    description=(
+        "Hourly OHLCV bars per universe symbol (bar open time `ts`, UTC). For each (symbol, day) the providers "
+        "of `CRYPTO_ASSETS_PRICE_PROVIDERS` are tried in order; `provider` records who served each row. "
+        "A day no provider can serve fails its partition and keeps its previous rows."
+    ),
+    metadata={**table_metadata("raw.prices"), "partition_expr": "ts"},
+    **PARTITIONED,
+)
+def raw_prices(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe, price_sources: PriceSources
+) -> dg.MaterializeResult:
+    start, end = context.partition_time_window
+    days = days_of(start, end)
+    clients = price_sources.clients()
+    frames: list[pd.DataFrame] = []
+    failed: dict[date, dict[str, dict[str, str]]] = {}
+    provider_days: dict[str, int] = {}
+    retries = 0
+    retry_wait = 0.0
+    for number, symbol in enumerate(universe.symbols, start=1):
+        result = fetch_prices_with_failover(symbol, days, clients)
+        frames.append(result.frame)
+        for day, errors in result.failed_days.items():
+            failed.setdefault(day, {})[symbol] = errors
+        for provider, count in result.provider_days.items():
+            provider_days[provider] = provider_days.get(provider, 0) + count
+        retries += int(result.stats.get("retries", 0))
+        retry_wait += float(result.stats.get("retry_wait_seconds", 0.0))
+        context.log.info(
+            f"[{number}/{len(universe.symbols)}] {symbol}: {len(result.frame)} bars, "
+            f"days per provider {result.provider_days}, {len(result.failed_days)} days failed"
+        )
+
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    good_days = [day for day in days if day not in failed]
+    if not frame.empty:
+        frame = frame[frame["ts"].dt.date.isin(good_days)].reset_index(drop=True)
+    frame["ingested_at"] = pd.Timestamp(datetime.now(UTC))
+    frame = validate_frame("raw.prices", frame)
+    sample_day = max(good_days) if good_days else None
+    sample = second_provider_sample(frame, clients, sample_day) if sample_day else frame.iloc[:0]
+    scores = validate_frame(
+        "quality.partition_scores", quality_scores(frame, good_days, universe.symbols, sample, sample_day)
+    )
+    windows = merge_days(good_days)
+    with warehouse.get_connection() as conn:
+        wh.replace_rows(
+            conn, "raw.prices", frame, time_column="ts", windows=windows, scope={"symbol": universe.symbols}
+        )
+        wh.replace_rows(
+            conn,
+            "quality.partition_scores",
+            scores,
+            time_column="partition_start",
+            windows=windows,
+            scope={"symbol": [*universe.symbols, ALL_SYMBOLS]},
+        )
+    overall = scores[scores["symbol"] == ALL_SYMBOLS]
+
+    metadata: dict[str, object] = {
+        "dagster/row_count": len(frame),
+        "symbols": ", ".join(universe.symbols),
+        "providers_used": dg.MetadataValue.json(frame["provider"].value_counts().to_dict() if not frame.empty else {}),
+        "first_bar": str(frame["ts"].min()) if not frame.empty else "none",
+        "last_bar": str(frame["ts"].max()) if not frame.empty else "none",
+        "quality_score": _mean(overall["overall_score"]),
+        "completeness_score": _mean(overall["completeness_score"]),
+        "consistency_score": _mean(overall["consistency_score"]),
+        "accuracy_score": _mean(overall["accuracy_score"]),
+        "lowest_day_score": dg.MetadataValue.json(
+            overall.nsmallest(3, "overall_score")[["partition_key", "overall_score"]].to_dict("records")
+        ),
+        "http_retries": retries,
+        "http_retry_wait_s": round(retry_wait, 3),
+        "preview": preview(frame),
+    }
+    metadata = {key: value for key, value in metadata.items() if value is not None}
+    if failed:
+        for day in good_days:
+            context.log_event(
+                dg.AssetMaterialization(asset_key=RAW_PRICES, partition=day.isoformat(), metadata={"landed": True})
+            )
+        report = _failure_report(failed)
+        raise dg.Failure(
+            description=(
+                f"{len(failed)} of {len(days)} days could not be served by any provider; "
+                f"the other {len(good_days)} days landed. Re-run the failed days once a provider recovers:\n{report}"
+            ),
+            metadata={"failed_days": ", ".join(str(day) for day in sorted(failed)), **metadata},
+        )
+    return dg.MaterializeResult(metadata=metadata)

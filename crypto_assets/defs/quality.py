@@ -1,0 +1,290 @@
+"""Asset checks: the quality rules of ``transforms/quality.py`` wired to the warehouse tables.
+
+Blocking checks (severity ERROR) stop downstream assets in the same run, so bad bars never reach
+``features.*`` or ``ml.*``. Rules whose failure must write nothing at all are enforced earlier, by the
+pandera models inside each asset (``schemas.validate_frame``). Real market events (the LUNA crash)
+are data: return anomalies only WARN.
+
+Checks read the rows of the partitions the run wrote (the run's partition window), or the whole
+table when launched alone.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+
+from crypto_assets import warehouse as wh
+from crypto_assets.defs.features import FEATURE_VECTORS
+from crypto_assets.defs.ml import TRAINING_SET
+from crypto_assets.defs.news import RAW_NEWS
+from crypto_assets.defs.prices import RAW_PRICES
+from crypto_assets.defs.resources import Universe, Warehouse
+from crypto_assets.transforms import quality as q
+
+# How old the newest stored bar / article may be before "the data" (not the last run) counts as stale.
+DATA_FRESHNESS_WARN = timedelta(hours=2)
+NEWS_FRESHNESS_WARN = timedelta(hours=6)
+
+
+def run_window(context: dg.AssetCheckExecutionContext) -> tuple[datetime | None, datetime | None]:
+    """The time window of the partitions this run materialized, or (None, None) for the whole table."""
+    tags = context.run.tags
+    start = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    end = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    if not start or not end:
+        return None, None
+    first = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    last = datetime.fromisoformat(end).replace(tzinfo=UTC)
+    return first, last + timedelta(days=1)
+
+
+def to_check_result(result: q.RuleResult, **extra: object) -> dg.AssetCheckResult:
+    """A RuleResult as a Dagster check result: severity, description, metrics and the first failures."""
+    metadata: dict[str, object] = {"description": result.description}
+    for key, value in result.metrics.items():
+        if isinstance(value, bool | int | float | str) or value is None:
+            metadata[key] = value if value is not None else "none"
+        else:
+            metadata[key] = dg.MetadataValue.json(_jsonable(value))
+    if not result.failures.empty:
+        metadata["failures"] = dg.MetadataValue.md(result.failures.head(20).to_markdown(index=False))
+    metadata.update(extra)
+    return dg.AssetCheckResult(
+        passed=bool(result.passed),
+        severity=dg.AssetCheckSeverity.ERROR if result.severity == "error" else dg.AssetCheckSeverity.WARN,
+        description=result.description,
+        metadata=metadata,
+    )
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+def _prices(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe) -> pd.DataFrame:
+    start, end = run_window(context)
+    with warehouse.get_connection() as conn:
+        return wh.read_window(conn, "raw.prices", time_column="ts", start=start, end=end, symbols=universe.symbols)
+
+
+def _news(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> pd.DataFrame:
+    start, end = run_window(context)
+    with warehouse.get_connection() as conn:
+        return wh.read_window(conn, "raw.news", time_column="published_at", start=start, end=end)
+
+
+# ------------------------------------------------------------------------------------------ raw/prices
+
+
+@dg.asset_check(asset=RAW_PRICES, blocking=True, description="low <= open, close <= high for every bar")
+def ohlc_consistency(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    return to_check_result(q.ohlc_consistency(_prices(context, warehouse, universe)))
+
+
+@dg.asset_check(asset=RAW_PRICES, blocking=True, description="at most one bar per (symbol, ts)")
+def no_duplicate_bars(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    return to_check_result(q.duplicate_bars(_prices(context, warehouse, universe)))
+
+
+@dg.asset_check(
+    asset=RAW_PRICES,
+    description="24 bars per symbol per UTC day (only closed hours count for today); lists missing hours",
+)
+def completeness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    prices = _prices(context, warehouse, universe)
+    start, end = run_window(context)
+    if start is None:
+        if prices.empty:
+            return dg.AssetCheckResult(passed=False, description="raw.prices is empty")
+        start = prices["ts"].min().floor("D").to_pydatetime()
+        end = (prices["ts"].max().floor("D") + pd.Timedelta(days=1)).to_pydatetime()
+    result = q.completeness(prices, start, end, universe.symbols, datetime.now(UTC))
+    result.severity = "warn"  # a gap is reported; features never invent the missing bar
+    return to_check_result(result)
+
+
+@dg.asset_check(
+    asset=RAW_PRICES,
+    description="the newest bar of the current UTC day closed within 2 h (skipped for finished days)",
+)
+def current_partition_staleness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    now = datetime.now(UTC)
+    _, end = run_window(context)
+    if end is not None and end < now - timedelta(hours=1):
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="skipped: the run wrote finished days only, no current partition",
+            metadata={"skipped": True},
+        )
+    result = q.staleness(_prices(context, warehouse, universe), now, DATA_FRESHNESS_WARN, symbols=universe.symbols)
+    result.severity = "warn"
+    return to_check_result(result)
+
+
+@dg.asset_check(
+    asset=RAW_PRICES,
+    description=(
+        "a second provider's closes agree within 1% on the sampled bars (the last day of each run); "
+        "skipped with a reason when only one provider answered"
+    ),
+)
+def cross_provider_accuracy(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    start, end = run_window(context)
+    with warehouse.get_connection() as conn:
+        scores = wh.read_window(
+            conn,
+            "quality.partition_scores",
+            time_column="partition_start",
+            start=start,
+            end=end,
+        )
+    sampled = scores[(scores["symbol"] != "*") & (scores["bars_sampled"] > 0)]
+    if sampled.empty:
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="skipped: no second provider sample (only one provider reachable)",
+            metadata={"skipped": True},
+        )
+    bad = sampled[sampled["bars_accurate"] < sampled["bars_sampled"]]
+    table = sampled[["partition_key", "symbol", "bars_sampled", "bars_accurate", "accuracy_score"]]
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(bad)} of {len(sampled)} sampled (day, symbol) pairs disagree by more than 1%",
+        metadata={"samples": dg.MetadataValue.md(table.to_markdown(index=False))},
+    )
+
+
+@dg.asset_check(
+    asset=RAW_PRICES,
+    description="hourly returns beyond a robust z-score of 6 and the IQR fences: flagged, never blocking",
+)
+def return_anomalies(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    return to_check_result(q.return_anomalies(_prices(context, warehouse, universe)))
+
+
+@dg.asset_check(
+    asset=RAW_PRICES,
+    description="data freshness: the newest bar STORED closed within 2 h of now (not when the asset last ran)",
+)
+def prices_data_freshness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    with warehouse.get_connection() as conn:
+        newest = (
+            conn.execute("SELECT max(ts) FROM raw.prices").fetchone()[0]
+            if wh.table_exists(conn, "raw.prices")
+            else None
+        )
+    return _freshness_result(newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar")
+
+
+def _freshness_result(newest: datetime | None, offset: timedelta, limit: timedelta, what: str) -> dg.AssetCheckResult:
+    now = datetime.now(UTC)
+    if newest is None:
+        return dg.AssetCheckResult(
+            passed=False, severity=dg.AssetCheckSeverity.WARN, description=f"no {what} stored yet"
+        )
+    age = now - (pd.Timestamp(newest).to_pydatetime() + offset)
+    return dg.AssetCheckResult(
+        passed=age <= limit,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"newest {what} is {age.total_seconds() / 3600:,.1f} h old (limit {limit})",
+        metadata={"newest": str(newest), "age_hours": round(age.total_seconds() / 3600, 2)},
+    )
+
+
+# -------------------------------------------------------------------------------------------- raw/news
+
+
+@dg.asset_check(asset=RAW_NEWS, blocking=True, description="article_id unique; one URL never under two ids")
+def no_duplicate_articles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+    return to_check_result(q.duplicate_articles(_news(context, warehouse)))
+
+
+@dg.asset_check(asset=RAW_NEWS, blocking=True, description="no article published in the future")
+def no_future_articles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+    return to_check_result(q.future_articles(_news(context, warehouse), datetime.now(UTC)))
+
+
+@dg.asset_check(asset=RAW_NEWS, description="titles are not empty")
+def non_empty_titles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+    return to_check_result(q.empty_titles(_news(context, warehouse)))
+
+
+@dg.asset_check(
+    asset=RAW_NEWS, description="no day with far fewer articles than the median of the 14 days before it (warning)"
+)
+def news_volume(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+    news = _news(context, warehouse)
+    if news.empty:
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no articles")
+    counts = news.groupby(news["published_at"].dt.floor("D")).size()
+    days = pd.date_range(counts.index.min(), counts.index.max(), freq="D", tz="UTC")
+    counts = counts.reindex(days, fill_value=0)
+    results = [q.news_volume_anomaly(counts, day) for day in days]
+    flagged = [(str(day.date()), int(counts[day])) for day, r in zip(days, results, strict=True) if not r.passed]
+    return dg.AssetCheckResult(
+        passed=not flagged,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(flagged)} of {len(days)} days have under 25% of the usual article count",
+        metadata={"thin_days": dg.MetadataValue.json(dict(flagged))},
+    )
+
+
+@dg.asset_check(asset=RAW_NEWS, description="data freshness: the newest article STORED is under 6 h old")
+def news_data_freshness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+    with warehouse.get_connection() as conn:
+        newest = (
+            conn.execute("SELECT max(published_at) FROM raw.news").fetchone()[0]
+            if wh.table_exists(conn, "raw.news")
+            else None
+        )
+    return _freshness_result(newest, timedelta(0), NEWS_FRESHNESS_WARN, "article")
+
+
+# ------------------------------------------------------------------------------- features and training
+
+
+@dg.asset_check(
+    asset=FEATURE_VECTORS,
+    blocking=True,
+    description="null rate per feature after each series' 35-bar warm-up is at most 1%",
+)
+def feature_null_rates(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    start, end = run_window(context)
+    with warehouse.get_connection() as conn:
+        # Warm-up is counted from the start of each stored series, so read from the beginning.
+        features = wh.read_window(conn, "features.feature_vectors", time_column="ts", end=end, symbols=universe.symbols)
+    if start is not None:
+        first = features.groupby("symbol")["ts"].transform("min")
+        warm = features["ts"] >= first + pd.Timedelta(hours=35)
+        features = features[(features["ts"] >= start) | ~warm]
+    return to_check_result(q.null_rates(features))
+
+
+@dg.asset_check(
+    asset=TRAINING_SET,
+    blocking=True,
+    description="no leakage: every label is the return of the NEXT bar (label ts > feature ts)",
+)
+def no_leakage(warehouse: Warehouse):
+    with warehouse.get_connection() as conn:
+        table = wh.read_window(conn, "ml.training_set", time_column="ts")
+    return to_check_result(q.leakage_guard(table))
+
+
+@dg.asset_check(
+    asset=TRAINING_SET, blocking=True, description="splits chronological and purged: >= 24 bars between splits"
+)
+def splits_purged(warehouse: Warehouse):
+    with warehouse.get_connection() as conn:
+        table = wh.read_window(conn, "ml.training_set", time_column="ts")
+    return to_check_result(q.splits_purged(table))

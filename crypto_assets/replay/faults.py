@@ -1,0 +1,202 @@
+"""Fault injection for the replay server: what goes wrong, decided deterministically.
+
+A fault decision depends only on ``(seed, n)`` where ``n`` counts provider requests since the
+configuration was set, so a test (or a bug report) can replay the exact same sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from crypto_assets.errors import ConfigError
+
+PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "kraken", "cryptocompare", "rss")
+PRICE_PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "kraken", "cryptocompare")
+FAULT_KINDS: tuple[str, ...] = ("429", "5xx", "slow", "truncated", "html")
+# "slow" is opt-in: it makes every faulted request take slow_seconds.
+DEFAULT_KINDS: tuple[str, ...] = ("429", "5xx", "truncated", "html")
+CORRUPTIONS: tuple[str, ...] = ("duplicates", "out_of_order", "gap", "high_lt_low", "junk_strings")
+
+GAP_HOUR = 13  # "gap": the 13:00 UTC bar of every day is left out
+DUPLICATE_HOUR = 7  # "duplicates": the 07:00 UTC bar of every day is sent twice
+SERVER_ERROR_STATUSES: tuple[int, ...] = (500, 502, 503, 504)
+
+
+@dataclass
+class FaultConfig:
+    """What the replay server does wrong. JSON round-trips through ``to_dict``/``from_dict``."""
+
+    rate: float = 0.0
+    kinds: list[str] = field(default_factory=lambda: list(DEFAULT_KINDS))
+    slow_seconds: float = 6.0
+    down: list[str] = field(default_factory=list)
+    down_days: list[str] = field(default_factory=list)
+    corrupt: dict[str, list[str]] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            self.rate = float(self.rate)
+            self.slow_seconds = float(self.slow_seconds)
+            self.seed = int(self.seed)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"fault config: rate, slow_seconds and seed must be numbers ({exc})") from None
+        if not 0.0 <= self.rate <= 1.0:
+            raise ConfigError(f"fault rate {self.rate} is outside [0, 1]")
+        if self.slow_seconds < 0:
+            raise ConfigError(f"slow_seconds {self.slow_seconds} is negative")
+        self.kinds = _subset("fault kind", self.kinds, FAULT_KINDS)
+        if self.rate > 0 and not self.kinds:
+            raise ConfigError("fault rate > 0 needs at least one fault kind")
+        self.down = _subset("down provider", self.down, PROVIDERS)
+        days = []
+        for day in _as_list("down_days", self.down_days):
+            try:
+                days.append(date.fromisoformat(str(day)).isoformat())
+            except ValueError:
+                raise ConfigError(f"down day {day!r} is not an ISO date such as 2022-05-10") from None
+        self.down_days = days
+        if not isinstance(self.corrupt, dict):
+            raise ConfigError("corrupt must map a price provider to a list of corruptions")
+        corrupt: dict[str, list[str]] = {}
+        for provider, names in self.corrupt.items():
+            if provider not in PRICE_PROVIDERS:
+                raise ConfigError(
+                    f"corrupt: unknown price provider {provider!r}; choose from {', '.join(PRICE_PROVIDERS)}"
+                )
+            corrupt[provider] = _subset(f"corruption for {provider}", names, CORRUPTIONS)
+        self.corrupt = corrupt
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("fault config must be a JSON object")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"fault config: unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> FaultConfig:
+        try:
+            data = json.loads(text or "{}")
+        except ValueError as exc:
+            raise ConfigError(f"fault config is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def down_day_ranges(self) -> list[tuple[int, int]]:
+        """Each down day as ``[start_s, end_s)`` in epoch seconds (UTC)."""
+        ranges = []
+        for day in self.down_days:
+            start = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC)
+            ranges.append((int(start.timestamp()), int((start + timedelta(days=1)).timestamp())))
+        return ranges
+
+    def overlaps_down_day(self, lo_s: int, hi_s: int) -> bool:
+        """Whether bar opens in ``[lo_s, hi_s]`` touch a down day."""
+        return any(lo_s < end and hi_s >= start for start, end in self.down_day_ranges())
+
+
+def _as_list(what: str, value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{what} must be a list")
+    return list(value)
+
+
+def _subset(what: str, values: Any, allowed: tuple[str, ...]) -> list[str]:
+    result = []
+    for value in _as_list(what, values):
+        if str(value) not in allowed:
+            raise ConfigError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+        if str(value) not in result:
+            result.append(str(value))
+    return result
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault: its kind plus the variant drawn for it (HTTP status)."""
+
+    kind: str
+    status: int
+
+
+def decide(config: FaultConfig, n: int) -> Fault | None:
+    """The fault for the ``n``-th provider request under ``config`` (None: answer normally). Pure."""
+    if config.rate <= 0 or not config.kinds:
+        return None
+    rng = random.Random(f"{config.seed}:{n}")
+    if rng.random() >= config.rate:
+        return None
+    kind = config.kinds[rng.randrange(len(config.kinds))]
+    if kind == "429":
+        status = 429
+    elif kind == "5xx":
+        status = SERVER_ERROR_STATUSES[rng.randrange(len(SERVER_ERROR_STATUSES))]
+    elif kind == "html":
+        status = (502, 200)[rng.randrange(2)]
+    else:
+        status = 200
+    return Fault(kind, status)
+
+
+# A bar as the server handles it before formatting: [open_s, open, high, low, close, volume].
+Bar = list[Any]
+
+
+def corrupt_bars(bars: list[Bar], corruptions: list[str]) -> list[Bar]:
+    """Apply price-body corruptions to ascending bars (the caller orders them afterwards).
+
+    - gap: drop the 13:00 UTC bar of every day
+    - duplicates: send each 07:00 UTC bar twice (the first bar when there is none)
+    - high_lt_low: swap high and low of one bar (the middle one, or the next with high != low)
+    ``junk_strings`` (``junk``) and ``out_of_order`` (``shuffle_rows``) act on the formatted rows.
+    """
+    bars = [list(bar) for bar in bars]
+    if "gap" in corruptions:
+        bars = [bar for bar in bars if (bar[0] // 3600) % 24 != GAP_HOUR]
+    if "duplicates" in corruptions and bars:
+        doubled: list[Bar] = []
+        hit = False
+        for bar in bars:
+            doubled.append(bar)
+            if (bar[0] // 3600) % 24 == DUPLICATE_HOUR:
+                doubled.append(list(bar))
+                hit = True
+        if not hit:
+            doubled.insert(0, list(bars[0]))
+        bars = doubled
+    if "high_lt_low" in corruptions and bars:
+        middle = len(bars) // 2
+        order = list(range(middle, len(bars))) + list(range(middle))
+        index = next((i for i in order if bars[i][2] != bars[i][3]), middle)
+        bars[index][2], bars[index][3] = bars[index][3], bars[index][2]
+    return bars
+
+
+def junk(value: Any) -> str:
+    """A price field with junk appended, e.g. 37902.06 or "37902.06000000" -> "37902.06abc"."""
+    return f"{value if isinstance(value, str) else repr(float(value))}abc"
+
+
+def shuffle_rows(rows: list[Any], seed: int) -> list[Any]:
+    """Deterministically shuffle rows so that they are never left in their original order (when len > 1)."""
+    shuffled = list(rows)
+    if len(shuffled) < 2:
+        return shuffled
+    random.Random(f"shuffle:{seed}:{len(rows)}").shuffle(shuffled)
+    if shuffled == list(rows):
+        shuffled.reverse()
+    return shuffled

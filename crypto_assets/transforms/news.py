@@ -1,0 +1,327 @@
+"""News normalisation: canonical URLs, stable article ids, text cleaning and symbol tagging.
+
+Pure functions (pandas in, pandas out); the news clients fetch, these make the ``raw.news`` rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+
+from crypto_assets.symbols import COIN_NAMES
+
+NEWS_COLUMNS: tuple[str, ...] = (
+    "article_id",
+    "published_at",
+    "source",
+    "title",
+    "body",
+    "url",
+    "provider",
+    "categories",
+    "symbols",
+)
+
+_ID_LENGTH = 20  # hex characters of the sha1: 80 bits, collision-free at any realistic news volume
+
+
+# --- URLs and ids -------------------------------------------------------------------------------------------------
+
+
+def canonical_url(url: str | None) -> str:
+    """The URL as used for identity: lower-case scheme and host, no default port, no ``utm_*`` parameters,
+    no fragment, no trailing slash, remaining query parameters sorted (their encoding kept as given).
+
+    Returns "" for a missing or blank URL.
+    """
+    if not isinstance(url, str):
+        return ""
+    url = url.strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an invalid IPv6 host: keep it, minus whitespace, as its own identity
+        return url
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc.lower()
+    if (scheme == "http" and netloc.endswith(":80")) or (scheme == "https" and netloc.endswith(":443")):
+        netloc = netloc.rsplit(":", 1)[0]
+    params = [p for p in parts.query.split("&") if p and not p.split("=", 1)[0].lower().startswith("utm_")]
+    query = "&".join(sorted(params))
+    path = parts.path.rstrip("/")
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _normalise_title(title: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", clean_text(title).casefold()).split())
+
+
+def article_id(url: str | None, title: str | None, source: str | None, published_at: object) -> str:
+    """Stable id: sha1 hex (20 chars) of the canonical URL, so re-fetches and other sources of the same URL agree.
+
+    Without a URL (e.g. Reuters rows) it hashes the normalised title (cleaned, case-folded, punctuation removed),
+    the case-folded source and ``published_at`` floored to the minute (UTC).
+    """
+    canon = canonical_url(url)
+    if canon:
+        key = "url\x00" + canon
+    else:
+        ts = pd.Timestamp(published_at)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        src = source.strip().casefold() if isinstance(source, str) else ""
+        key = "\x00".join(("text", _normalise_title(title or ""), src, ts.floor("min").strftime("%Y-%m-%dT%H:%MZ")))
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:_ID_LENGTH]
+
+
+# --- text cleaning ------------------------------------------------------------------------------------------------
+
+# Escapes written out as text by an upstream exporter, e.g. the four characters "\x93".
+_LITERAL_ESCAPE_RE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[rnt])")
+_TAG_RE = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|</?[A-Za-z][^<>]*>", re.S | re.I)
+# zero-width and soft-hyphen characters, lone surrogates, C0 controls other than whitespace
+_INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\ud800-\udfff\x00-\x08\x0e-\x1f\x7f]")
+_C1_RE = re.compile("[\u0080-\u009f]")
+_ORPHAN_A_CIRC_RE = re.compile("\u00c2(?=\\s|$)")
+
+
+def _char_to_byte() -> dict[str, int]:
+    """Characters that stand for a byte >= 0x80 when UTF-8 was decoded as latin-1 or cp1252."""
+    mapping = {chr(b): b for b in range(0x80, 0x100)}  # latin-1
+    for b in range(0x80, 0xA0):
+        with contextlib.suppress(UnicodeDecodeError):  # 0x81, 0x8d, 0x8f, 0x90, 0x9d are undefined in cp1252
+            mapping[bytes([b]).decode("cp1252")] = b
+    return mapping
+
+
+_CHAR_TO_BYTE = _char_to_byte()
+_CONT = "[" + "".join(re.escape(c) for c, b in _CHAR_TO_BYTE.items() if 0x80 <= b <= 0xBF) + "]"
+_MOJIBAKE_RE = re.compile(f"[\u00c2-\u00df]{_CONT}|[\u00e0-\u00ef]{_CONT}{{2}}|[\u00f0-\u00f4]{_CONT}{{3}}")
+
+
+def _plausible(fixed: str, original: str) -> bool:
+    """Repairs are accepted only when they yield what English news plausibly contains.
+
+    Latin-1 letters and symbols, punctuation, currency and emoji are accepted outright (their mojibake, "Ã£", "â€™",
+    "ðŸš€", is never real text); other Latin letters only when the original holds a C1 control (never real text
+    either), so a real "È”" is left alone.
+    """
+    cp = ord(fixed)
+    if 0xA0 <= cp <= 0xFF or 0x2000 <= cp <= 0x21FF or cp >= 0x1F000:
+        return True
+    return 0x100 <= cp <= 0x24F and _C1_RE.search(original) is not None
+
+
+def _fix_literal_escape(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if code in ("r", "n", "t"):
+        return " "
+    value = int(code[1:], 16)
+    if code[0] == "u":
+        return "" if 0xD800 <= value <= 0xDFFF else chr(value)
+    if 0x80 <= value <= 0x9F:
+        # The last byte of a UTF-8 "E2 80 xx" sequence whose first two bytes were lost: U+2000 + (xx - 0x80).
+        # In the bundled real data "\x93" stands where an en dash belongs ("Bottom Could be Forming \x93 Analysts")
+        # and "\x9c...\x9d" wrap quotations, i.e. U+2013 and U+201C/U+201D; cp1252 would give nonsense there.
+        return chr(0x2000 + value - 0x80)
+    if value == 0xA0 or value < 0x20:
+        return " "
+    return match.group(0)
+
+
+def _fix_mojibake(match: re.Match[str]) -> str:
+    text = match.group(0)
+    try:
+        fixed = bytes(_CHAR_TO_BYTE[c] for c in text).decode("utf-8")
+    except (KeyError, UnicodeDecodeError):
+        return text
+    return fixed if _plausible(fixed, text) else text
+
+
+def _fix_c1(match: re.Match[str]) -> str:
+    # A lone C1 control is a cp1252 byte decoded as latin-1: 0x93/0x94 are curly double quotes.
+    try:
+        return match.group(0).encode("latin-1").decode("cp1252")
+    except UnicodeDecodeError:
+        return ""
+
+
+def clean_text(text: object) -> str:
+    """Plain, single-spaced text from a title or summary as providers deliver it.
+
+    Strips HTML tags (also double-escaped ones) and entities, and repairs mojibake where the repair is unambiguous:
+    escapes written out as text (``\\x93``, ``\\xa0``, ``\\u200b``, ``\\r\\n``), UTF-8 read as latin-1/cp1252
+    (``SÃ£o`` -> ``São``, ``Â\\xa0`` -> space) and lone cp1252 bytes read as latin-1. Never raises: None, NaN
+    and non-text give "", bytes are decoded leniently.
+    """
+    if text is None:
+        return ""
+    if isinstance(text, float) and math.isnan(text):
+        return ""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            text = bytes(text).decode("cp1252", errors="replace")
+    if not isinstance(text, str):
+        if text is pd.NA or text is pd.NaT:
+            return ""
+        text = str(text)
+    text = _LITERAL_ESCAPE_RE.sub(_fix_literal_escape, text)
+    text = _TAG_RE.sub(" ", text)
+    text = html.unescape(text)
+    text = _TAG_RE.sub(" ", text)  # markup that arrived HTML-escaped
+    text = _MOJIBAKE_RE.sub(_fix_mojibake, text)
+    text = _ORPHAN_A_CIRC_RE.sub(" ", text)  # "Â" left over from a UTF-8 NBSP whose second byte was lost
+    text = _C1_RE.sub(_fix_c1, text)
+    text = _INVISIBLE_RE.sub("", text)
+    text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
+
+
+# --- symbol tagging -----------------------------------------------------------------------------------------------
+
+_ALNUM_BEFORE = r"(?<![^\W_])"  # not preceded by a letter or digit
+_ALNUM_AFTER = r"(?![^\W_])"
+
+# Tickers that are also everyday acronyms: a bare ticker match is vetoed when the article has this context.
+# ADA is also the Americans with Disabilities Act (US news about ADA lawsuits, "ADA-compliant" sites).
+_TICKER_VETO: dict[str, re.Pattern[str]] = {
+    "ADA": re.compile(r"disabilit|wheelchair|\bADA[\s-]+complian", re.I),
+}
+
+
+class _Tagger:
+    """Two scans per article: one case-sensitive for the tickers, one case-insensitive for the coin names."""
+
+    def __init__(self, universe: tuple[str, ...]) -> None:
+        self.universe = universe
+        self.by_name: dict[str, str] = {}  # case-folded, single-spaced name (or ticker) -> symbol
+        for sym in universe:
+            self.by_name[sym.casefold()] = sym
+            for name in COIN_NAMES.get(sym, ()):
+                self.by_name[" ".join(name.split()).casefold()] = sym
+        tickers = "|".join(re.escape(s) for s in sorted(universe, key=len, reverse=True))
+        self.ticker_re = re.compile(f"{_ALNUM_BEFORE}(?:{tickers}){_ALNUM_AFTER}")
+        names = sorted({n for s in universe for n in COIN_NAMES.get(s, ())}, key=len, reverse=True)
+        alts = "|".join(r"\s+".join(re.escape(w) for w in n.split()) for n in names)
+        self.name_re = re.compile(f"{_ALNUM_BEFORE}(?:{alts}){_ALNUM_AFTER}", re.I) if names else None
+
+    def __call__(self, text: str, tags: set[str]) -> list[str]:
+        hits = {self.by_name[t] for t in tags if t in self.by_name}
+        if self.name_re is not None:
+            hits.update(self.by_name[" ".join(m.split()).casefold()] for m in self.name_re.findall(text))
+        for ticker in set(self.ticker_re.findall(text)) - hits:
+            veto = _TICKER_VETO.get(ticker)
+            if veto is None or not veto.search(text):
+                hits.add(ticker)
+        return [sym for sym in self.universe if sym in hits]
+
+
+@lru_cache(maxsize=32)
+def _tagger(universe: tuple[str, ...]) -> _Tagger:
+    return _Tagger(universe)
+
+
+def tag_symbols(title: str, body: str, universe: Sequence[str], categories: str = "") -> list[str]:
+    """The universe symbols an article mentions, in universe order.
+
+    - coin names from ``COIN_NAMES``: whole words, case-insensitive ("bitcoin", "Ether's"; not "ethereal",
+      "Ethernet"); symbols without names are matched by ticker only;
+    - tickers: whole words, case-sensitive upper case ("$SOL", "SOL/USD"; not "solution", Spanish "sol");
+    - provider categories (``"BTC|ETH|Regulation"``): a tag equal to a symbol (any case) or to a coin name.
+
+    ADA rule: a bare "ADA" ticker does not count when the article also contains disability-law context
+    ("disabilit…" as in Americans with Disabilities Act, "wheelchair", "ADA compliance/compliant"). "Cardano"
+    and an ``ADA`` category still tag ADA.
+    """
+    title = title if isinstance(title, str) else ""
+    body = body if isinstance(body, str) else ""
+    tags = {" ".join(t.split()).casefold() for t in categories.split("|")} if isinstance(categories, str) else set()
+    return _tagger(tuple(universe))(f"{title}\n{body}", tags)
+
+
+# --- the raw.news frame -------------------------------------------------------------------------------------------
+
+
+def _to_utc(values: pd.Series) -> pd.Series:
+    """UTC timestamps from datetimes (naive = UTC), epoch seconds or ISO/RFC-822 strings; NaT where unparseable."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+    elif pd.api.types.is_numeric_dtype(values):
+        ts = pd.to_datetime(values, unit="s", utc=True, errors="coerce")
+    else:
+        ts = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        retry = ts.isna() & values.notna()
+        if retry.any():
+            ts[retry] = pd.to_datetime(values[retry], utc=True, errors="coerce", format="mixed")
+    return ts.astype("datetime64[ns, UTC]")
+
+
+def _text_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[name].map(lambda v: v if isinstance(v, str) else "").astype(object)
+
+
+def _empty_news() -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series(dtype=object) for c in NEWS_COLUMNS})
+    out["published_at"] = pd.Series(dtype="datetime64[ns, UTC]")
+    return out
+
+
+def normalize_news(raw: pd.DataFrame, universe: Sequence[str]) -> pd.DataFrame:
+    """The ``raw.news`` rows from the clients' frame (published_at, source, title, body, url, provider,
+    categories, external_id).
+
+    Titles and bodies are cleaned, URLs canonicalised ("" becomes None), ``published_at`` is UTC floored to the
+    second; rows with an unparseable time or an empty title are dropped. Duplicates (same ``article_id``, within
+    or across sources) collapse to one row: its content and provider come from the first row in the frame's order
+    (list providers in order of preference), its ``published_at`` is the earliest of the copies. ``symbols`` is
+    the "|"-joined ``tag_symbols`` result ("" when none). Sorted by (published_at, article_id).
+    """
+    if raw.empty:
+        return _empty_news()
+    frame = raw.reset_index(drop=True)
+    published = _to_utc(frame["published_at"]).dt.floor("s")
+    titles = [clean_text(v) for v in frame["title"]]
+    bodies = [clean_text(v) for v in frame["body"]] if "body" in frame else [""] * len(frame)
+    urls = [canonical_url(v) for v in frame["url"]] if "url" in frame else [""] * len(frame)
+    out = pd.DataFrame(
+        {
+            "published_at": published,
+            "source": _text_column(frame, "source"),
+            "title": titles,
+            "body": bodies,
+            "url": urls,
+            "provider": _text_column(frame, "provider"),
+            "categories": _text_column(frame, "categories"),
+        }
+    )
+    out = out[(out["title"] != "") & out["published_at"].notna()]
+    if out.empty:
+        return _empty_news()
+    out["article_id"] = [
+        article_id(u, t, s, p)
+        for u, t, s, p in zip(out["url"], out["title"], out["source"], out["published_at"], strict=True)
+    ]
+    earliest = out.groupby("article_id", sort=False)["published_at"].transform("min")
+    keep = ~out["article_id"].duplicated(keep="first")
+    out = out[keep].copy()
+    out["published_at"] = earliest[keep]
+    out["symbols"] = [
+        "|".join(tag_symbols(t, b, universe, c))
+        for t, b, c in zip(out["title"], out["body"], out["categories"], strict=True)
+    ]
+    out["url"] = out["url"].map(lambda u: u or None).astype(object)
+    out = out.sort_values(["published_at", "article_id"], kind="mergesort").reset_index(drop=True)
+    return out[list(NEWS_COLUMNS)]

@@ -1,0 +1,121 @@
+"""The warehouse writer against real DuckDB files: atomic partition replacement, insert by name, scoping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from crypto_assets import warehouse as wh
+from crypto_assets.errors import ConfigError
+
+DAY1 = (datetime(2022, 5, 4, tzinfo=UTC), datetime(2022, 5, 5, tzinfo=UTC))
+DAY2 = (datetime(2022, 5, 5, tzinfo=UTC), datetime(2022, 5, 6, tzinfo=UTC))
+
+
+def bars(symbol: str, start: str, hours: int, close: float = 100.0) -> pd.DataFrame:
+    ts = pd.date_range(start, periods=hours, freq="h", tz="UTC")
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "ts": ts,
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": 10.0,
+            "provider": "binance",
+            "ingested_at": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    )
+
+
+def rows(path, sql="SELECT symbol, ts, close FROM raw.prices ORDER BY ALL"):
+    with wh.connect(path, read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_rerun_of_a_partition_leaves_identical_rows(tmp_path):
+    path = tmp_path / "w.duckdb"
+    frame = pd.concat([bars("BTC", "2022-05-04", 24), bars("ETH", "2022-05-04", 24)])
+    with wh.connect(path) as conn:
+        for _ in range(3):
+            wh.replace_rows(conn, "raw.prices", frame, time_column="ts", windows=[DAY1])
+    assert len(rows(path)) == 48
+
+
+def test_replace_touches_only_its_window_and_scope(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn:
+        both_days = pd.concat([bars("BTC", "2022-05-04", 48, 100.0), bars("ETH", "2022-05-04", 48, 50.0)])
+        wh.replace_rows(conn, "raw.prices", both_days, time_column="ts", windows=[DAY1, DAY2])
+        wh.replace_rows(
+            conn, "raw.prices", bars("BTC", "2022-05-05", 24, 200.0), time_column="ts", windows=[DAY2],
+            scope={"symbol": ["BTC"]},
+        )
+    closes = dict(
+        ((s, str(d)), c)
+        for s, d, c in rows(path, "SELECT symbol, ts::DATE, max(close) FROM raw.prices GROUP BY ALL")
+    )
+    assert closes == {
+        ("BTC", "2022-05-04"): 100.0,
+        ("BTC", "2022-05-05"): 200.0,
+        ("ETH", "2022-05-04"): 50.0,
+        ("ETH", "2022-05-05"): 50.0,
+    }
+
+
+def test_failed_write_leaves_the_previous_rows(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn:
+        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
+    before = rows(path)
+    duplicated = pd.concat([bars("BTC", "2022-05-04", 24, 300.0), bars("BTC", "2022-05-04", 1, 300.0)])
+    with wh.connect(path) as conn, pytest.raises(Exception, match="(?i)constraint|duplicate"):
+        wh.replace_rows(conn, "raw.prices", duplicated, time_column="ts", windows=[DAY1])
+    assert rows(path) == before
+
+
+def test_columns_are_matched_by_name_not_position(tmp_path):
+    path = tmp_path / "w.duckdb"
+    frame = bars("BTC", "2022-05-04", 24)
+    shuffled = frame[list(reversed(frame.columns))]
+    with wh.connect(path) as conn:
+        wh.replace_rows(conn, "raw.prices", shuffled, time_column="ts", windows=[DAY1])
+        got = conn.execute("SELECT open, high, low, volume, provider FROM raw.prices LIMIT 1").fetchone()
+    assert got == (100.0, 101.0, 99.0, 10.0, "binance")
+
+
+def test_rows_outside_the_partition_are_refused(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn, pytest.raises(ValueError, match="outside the partitions"):
+        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 30), time_column="ts", windows=[DAY1])
+
+
+def test_unknown_column_fails_without_writing(tmp_path):
+    path = tmp_path / "w.duckdb"
+    frame = bars("BTC", "2022-05-04", 24).assign(surprise=1)
+    with wh.connect(path) as conn:
+        with pytest.raises(Exception, match="surprise"):
+            wh.replace_rows(conn, "raw.prices", frame, time_column="ts", windows=[DAY1])
+        assert wh.read_window(conn, "raw.prices", time_column="ts").empty
+
+
+def test_corrupt_or_missing_locations_are_config_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.duckdb"
+    corrupt.write_bytes(b"this is not a duckdb file" * 100)
+    with pytest.raises(ConfigError, match="DuckDB file"), wh.connect(corrupt):
+        pass
+    with pytest.raises(ConfigError, match="does not exist"), wh.connect(tmp_path / "missing" / "w.duckdb"):
+        pass
+
+
+def test_parquet_export_is_replaced_atomically(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn:
+        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
+        target = wh.export_parquet(conn, "raw.prices", path)
+    assert target == tmp_path / "exports" / "raw.prices.parquet"
+    assert len(pd.read_parquet(target)) == 24
+    assert not list(target.parent.glob(".*tmp"))
