@@ -28,18 +28,17 @@ def _check_warehouse_openable(path: Path) -> None:
         pass
 
 
-def _check_results(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, bool, str]]:
-    rows = []
-    for evaluation in result.get_asset_check_evaluations():
-        rows.append(
-            (
-                evaluation.asset_key.to_user_string(),
-                evaluation.check_name,
-                evaluation.passed,
-                evaluation.severity.value if hasattr(evaluation, "severity") else "",
-            )
+def _check_results(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, bool, str, str]]:
+    return [
+        (
+            evaluation.asset_key.to_user_string(),
+            evaluation.check_name,
+            evaluation.passed,
+            evaluation.severity.value,
+            evaluation.description or "",
         )
-    return rows
+        for evaluation in result.get_asset_check_evaluations()
+    ]
 
 
 def _root_cause(error: object) -> str:
@@ -106,8 +105,8 @@ def run_bootstrap(
     checks = _check_results(result)
     failed_checks = [c for c in checks if not c[2]]
     echo(f"checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed")
-    for asset, name, _, severity in failed_checks:
-        echo(f"  FAILED {asset} {name} ({severity})")
+    for asset, name, _, severity, description in failed_checks:
+        echo(f"  {'FAILED' if severity == 'ERROR' else 'warning'} {asset} {name}: {description}")
     _summarise(settings.duckdb_path, echo)
     echo(f"DuckDB file: {settings.duckdb_path}")
     echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")

@@ -80,7 +80,10 @@ def test_warehouse_path_problems_exit_2_without_writing(tmp_path):
         env["CRYPTO_ASSETS_DUCKDB"] = str(path)
         done = subprocess.run(
             [sys.executable, "-m", "crypto_assets", "bootstrap", "--start", "2022-05-04", "--end", "2022-05-04"],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 2, done.stderr
         assert "warehouse" in done.stderr

@@ -464,10 +464,12 @@ def test_failover_to_second_provider_when_first_is_down(httpserver: HTTPServer, 
     pd.testing.assert_frame_equal(result.frame, expected_frame(day_bars(*DAYS), "coinbase"))
     assert result.failed_days == {}
     assert result.provider_days == {"binance": 0, "coinbase": 3}
-    assert result.stats["by_provider"]["binance"]["failures"] == 1
-    assert result.stats["by_provider"]["binance"]["requests"] == 2
+    # The failed 3-day request is bisected ([4-6] -> [4], [5-6] -> [5], [6]): 5 failed calls of 2 attempts,
+    # after which Binance's circuit is open and no more calls go to it.
+    assert result.stats["by_provider"]["binance"]["failures"] == 5
+    assert result.stats["by_provider"]["binance"]["requests"] == 10
     assert result.stats["by_provider"]["coinbase"]["requests"] == 1
-    assert result.stats["requests"] == 3 and result.stats["retries"] == 1
+    assert result.stats["requests"] == 11 and result.stats["retries"] == 5
 
 
 def test_failover_mixes_providers_per_day_in_few_requests(httpserver: HTTPServer, fake: FakeTime) -> None:
@@ -530,3 +532,23 @@ def test_make_price_client() -> None:
     assert isinstance(make_price_client("kraken", "http://x"), KrakenClient)
     with pytest.raises(ConfigError, match="unknown price provider 'bitstamp'"):
         make_price_client("bitstamp", "http://x")
+
+
+def test_one_bad_day_is_bisected_out_of_a_multi_day_request(httpserver: HTTPServer, fake: FakeTime) -> None:
+    bad_start = int(dt.datetime(2022, 5, 5, tzinfo=UTC).timestamp() * 1000)
+    bad_end = bad_start + 24 * 3_600_000
+
+    def handle(request: Request) -> Response:
+        start, end = int(request.args["startTime"]), int(request.args["endTime"])
+        if start < bad_end and end >= bad_start:
+            return Response("", status=503)
+        return json_response([binance_row(b) for b in BARS if start <= b[0] <= end])
+
+    httpserver.expect_request("/api/v3/klines").respond_with_handler(handle)
+    serve_coinbase(httpserver, BARS)
+    clients = [make(BinanceClient, httpserver, fake, max_attempts=1), make(CoinbaseClient, httpserver, fake)]
+    result = fetch_prices_with_failover("BTC", DAYS, clients, now=LATER)
+    assert result.provider_days == {"binance": 2, "coinbase": 1}
+    assert result.failed_days == {}
+    served = result.frame.groupby(result.frame["ts"].dt.date)["provider"].first().to_dict()
+    assert served == {DAYS[0]: "binance", DAYS[1]: "coinbase", DAYS[2]: "binance"}

@@ -51,12 +51,15 @@ def test_replace_touches_only_its_window_and_scope(tmp_path):
         both_days = pd.concat([bars("BTC", "2022-05-04", 48, 100.0), bars("ETH", "2022-05-04", 48, 50.0)])
         wh.replace_rows(conn, "raw.prices", both_days, time_column="ts", windows=[DAY1, DAY2])
         wh.replace_rows(
-            conn, "raw.prices", bars("BTC", "2022-05-05", 24, 200.0), time_column="ts", windows=[DAY2],
+            conn,
+            "raw.prices",
+            bars("BTC", "2022-05-05", 24, 200.0),
+            time_column="ts",
+            windows=[DAY2],
             scope={"symbol": ["BTC"]},
         )
     closes = dict(
-        ((s, str(d)), c)
-        for s, d, c in rows(path, "SELECT symbol, ts::DATE, max(close) FROM raw.prices GROUP BY ALL")
+        ((s, str(d)), c) for s, d, c in rows(path, "SELECT symbol, ts::DATE, max(close) FROM raw.prices GROUP BY ALL")
     )
     assert closes == {
         ("BTC", "2022-05-04"): 100.0,
@@ -72,7 +75,7 @@ def test_failed_write_leaves_the_previous_rows(tmp_path):
         wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
     before = rows(path)
     duplicated = pd.concat([bars("BTC", "2022-05-04", 24, 300.0), bars("BTC", "2022-05-04", 1, 300.0)])
-    with wh.connect(path) as conn, pytest.raises(Exception, match="(?i)constraint|duplicate"):
+    with wh.connect(path) as conn, pytest.raises(Exception, match=r"(?i)constraint|duplicate"):
         wh.replace_rows(conn, "raw.prices", duplicated, time_column="ts", windows=[DAY1])
     assert rows(path) == before
 

@@ -25,8 +25,8 @@ TRAINING_SET = dg.AssetKey(["ml", "training_set"])
         "Point-in-time training table: the 16 features, `target_log_return_1h = ln(close[t+1]/close[t])`, "
         "`target_up_1h`, and a chronological `split` (70/15/15 of distinct `ts`, 24 bars purged after each "
         "boundary). Only complete rows. Rebuilt from every feature partition, then exported to Parquet "
-        "(`exports/ml.training_set.parquet`) so notebooks read it without locking the warehouse: "
-        "`from crypto_assets import load_training_table`."
+        "(`exports/ml.training_set.parquet`, with `exports/raw.prices.parquet`) so notebooks read it without "
+        "locking the warehouse: `from crypto_assets import load_training_table`."
     ),
     metadata=table_metadata("ml.training_set"),
 )
@@ -38,6 +38,8 @@ def training_set(context: dg.AssetExecutionContext, warehouse: Warehouse, univer
         table = validate_frame("ml.training_set", table)
         wh.replace_table(conn, "ml.training_set", table)
         export = wh.export_parquet(conn, "ml.training_set", warehouse.database)
+        # The bars it was built from, for notebooks that plot prices (crypto_assets.loading.load_prices).
+        prices_export = wh.export_parquet(conn, "raw.prices", warehouse.database)
     summary = split_summary(table)
     context.log.info(f"training set: {len(table)} rows, export {export}")
     return dg.MaterializeResult(
@@ -45,6 +47,7 @@ def training_set(context: dg.AssetExecutionContext, warehouse: Warehouse, univer
             "dagster/row_count": len(table),
             "splits": dg.MetadataValue.json(summary),
             "export": dg.MetadataValue.path(str(export)),
+            "prices_export": dg.MetadataValue.path(str(prices_export)),
             "preview": preview(table),
         }
     )

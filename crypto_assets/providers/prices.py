@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 import pandas as pd
 
 from crypto_assets.errors import ConfigError, ProviderError, UnknownSymbolError
-from crypto_assets.http import HttpClient, merge_stats
+from crypto_assets.http import HttpClient, circuit_state, merge_stats
 from crypto_assets.symbols import validate_symbol
 
 PRICE_COLUMNS: tuple[str, ...] = ("symbol", "ts", "open", "high", "low", "close", "volume", "provider")
@@ -251,7 +251,9 @@ def fetch_prices_with_failover(
     """Serve each UTC day from the first provider that returns at least one bar for it without error.
 
     Each provider is asked once per run of consecutive remaining days (the whole range at once), and
-    the answer is split by day. An unknown symbol moves every remaining day to the next provider at once.
+    the answer is split by day. A failed multi-day request is bisected (while the provider's circuit
+    is closed) so that one bad day costs only that day. An unknown symbol moves every remaining day to
+    the next provider at once.
     """
     wanted = sorted({day.date() if isinstance(day, dt.datetime) else day for day in days})
     errors: dict[dt.date, dict[str, str]] = {day: {} for day in wanted}
@@ -265,7 +267,9 @@ def fetch_prices_with_failover(
             break
         served: set[dt.date] = set()
         unknown: ProviderError | None = None
-        for run in _runs(remaining):
+        pending = list(_runs(remaining))
+        while pending:
+            run = pending.pop(0)
             if unknown is not None:
                 for day in run:
                     errors[day][client.name] = str(unknown)
@@ -279,6 +283,11 @@ def fetch_prices_with_failover(
                     errors[day][client.name] = str(exc)
                 continue
             except ProviderError as exc:
+                if len(run) > 1 and circuit_state(client.name) != "open":
+                    # One bad day must not cost the provider the whole run: bisect to find the days it can serve.
+                    middle = len(run) // 2
+                    pending[:0] = [run[:middle], run[middle:]]
+                    continue
                 for day in run:
                     errors[day][client.name] = str(exc)
                 continue

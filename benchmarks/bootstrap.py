@@ -1,0 +1,620 @@
+"""Benchmark: the bootstrap backfill (90 UTC days x 6 symbols) against the Dagster floor, and where its time goes.
+
+    .venv/bin/python benchmarks/bootstrap.py [--repeat 3] [--profile] [--only floor,prices,full]
+
+Three measurements, each in its own fresh subprocess with its own temp DAGSTER_HOME (a copy of the repo's
+dagster.yaml: SQLite run/event storage) and its own temp DuckDB file, all against one ReplayServer that this
+script starts (bundled real data over local HTTP, the providers' rate limiters still apply):
+
+- floor:  one trivial asset (returns a MaterializeResult, no I/O) with the same daily partitions and
+          ``BackfillPolicy.single_run()``, over the same 90 partitions, run by ``execute_in_process`` with the
+          bootstrap's tags on a fresh instance of the same kind. What Dagster alone costs for such a run.
+- prices: only raw/prices (its asset checks come along, as in any asset selection) over the 90 days x 6
+          symbols: what ``crypto_assets.bootstrap.run_bootstrap`` does, with
+          ``asset_selection=[AssetKey(["raw", "prices"])]`` passed to ``execute_in_process`` (same instance,
+          job, tags and run config; this script's ``--child prices`` entry).
+- full:   exactly ``python -m crypto_assets bootstrap --start 2022-05-04 --end 2022-08-01``.
+
+Per measurement: wall time from subprocess start to exit; the run's own time from the instance (first event
+of the run, i.e. run creation, to the run's end; "exec" = PIPELINE_START to end); the child's CPU time and
+peak RSS (``os.wait4`` on that child: its own rusage, never another process's). Each is repeated ``--repeat``
+times (interleaved), and the table shows median and min, plus prices/floor (goal <= 2x) and full/floor
+(goal <= 3x) on the medians.
+
+Then the per-step durations of the last full run, from its STEP_START / STEP_OUTPUT / STEP_SUCCESS events:
+"compute" is the step's own code (up to its output), "events" the materialization events Dagster writes
+after it (one per partition). ``--profile`` also runs the full bootstrap once under cProfile and prints
+where the time went (event-log writes, HTTP and rate-limit waits, pandera, DuckDB, quality scores...).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+DEFAULT_START = "2022-05-04"
+DEFAULT_END = "2022-08-01"
+KINDS = ("floor", "prices", "full")
+GOALS = {"prices": 2.0, "full": 3.0}  # x the floor's wall time
+PARTITIONS_START = "2022-01-01"  # the same as crypto_assets.defs.common (not imported: the floor stays pure Dagster)
+
+
+# ------------------------------------------------------------------------------------ child entries
+
+
+def _run_tags(start: str, end: str) -> dict[str, str]:
+    """The tags of crypto_assets.bootstrap.run_bootstrap."""
+    return {
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+        "crypto_assets/command": "bootstrap",
+    }
+
+
+def child_prices(start: str, end: str) -> int:
+    """run_bootstrap with ``asset_selection=[raw/prices]``: same checks, instance, job, tags and run config."""
+    import dagster as dg
+
+    from crypto_assets import bootstrap
+    from crypto_assets.config import load_settings
+
+    settings = load_settings()
+    bootstrap._check_warehouse_openable(settings.duckdb_path)
+    from crypto_assets.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_job_def("bootstrap")
+    result = job.execute_in_process(
+        instance=instance,
+        tags=_run_tags(start, end),
+        run_config={
+            "resources": {"universe": {"config": {"symbols": list(settings.symbols)}}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
+        raise_on_error=False,
+        asset_selection=[dg.AssetKey(["raw", "prices"])],
+    )
+    print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
+    bootstrap._summarise(settings.duckdb_path, print)
+    return 0 if result.success else 1
+
+
+def child_floor(start: str, end: str) -> int:
+    """One trivial partitioned asset, single-run backfill policy, executed like the bootstrap."""
+    import dagster as dg
+
+    partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
+
+    @dg.asset(key=["bench", "floor"], partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run())
+    def floor_asset() -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    defs = dg.Definitions(
+        assets=[floor_asset], jobs=[dg.define_asset_job("bootstrap_floor", selection=[floor_asset])]
+    )
+    result = defs.resolve_job_def("bootstrap_floor").execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        tags=_run_tags(start, end),
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        raise_on_error=False,
+    )
+    print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
+    return 0 if result.success else 1
+
+
+# ------------------------------------------------------------------------------------ run analysis
+
+
+@dataclass
+class Step:
+    key: str
+    start: float  # s after the run was created
+    total: float  # STEP_START -> STEP_SUCCESS/FAILURE
+    compute: float  # STEP_START -> first STEP_OUTPUT (the step's own code, its log lines included)
+    events: float  # first STEP_OUTPUT -> end (the materialization/check events written after the output)
+    materializations: int
+    event_count: int
+    ok: bool
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    status: str
+    created: float  # epoch of the run's first event (planned events are written while the run is created)
+    started: float  # PIPELINE_START
+    ended: float  # PIPELINE_SUCCESS / PIPELINE_FAILURE
+    event_count: int
+    event_types: dict[str, int]
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def run_s(self) -> float:
+        return self.ended - self.created
+
+    @property
+    def exec_s(self) -> float:
+        return self.ended - self.started
+
+
+def read_run(dagster_home: Path) -> RunInfo | None:
+    """The one run recorded in ``dagster_home``: its timings and per-step durations from the event log."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs()
+        if not runs:
+            return None
+        run = runs[0]
+        records = instance.all_logs(run.run_id)
+    types: dict[str, int] = {}
+    marks: dict[str, float] = {}
+    per_step: dict[str, dict[str, object]] = {}
+    for record in records:
+        event = record.dagster_event
+        kind = event.event_type_value if event is not None else "LOG_MESSAGE"
+        types[kind] = types.get(kind, 0) + 1
+        if kind in ("PIPELINE_START", "PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED"):
+            marks[kind] = record.timestamp
+        if not record.step_key or kind == "ASSET_MATERIALIZATION_PLANNED":
+            continue
+        step = per_step.setdefault(record.step_key, {"materializations": 0, "events": 0})
+        step["events"] = int(step["events"]) + 1
+        if kind == "STEP_START":
+            step["start"] = record.timestamp
+        elif kind == "STEP_OUTPUT":
+            step.setdefault("output", record.timestamp)
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            step["end"] = record.timestamp
+            step["ok"] = kind == "STEP_SUCCESS"
+        elif kind == "ASSET_MATERIALIZATION":
+            step["materializations"] = int(step["materializations"]) + 1
+    created = records[0].timestamp if records else 0.0
+    ended = next((marks[k] for k in ("PIPELINE_SUCCESS", "PIPELINE_FAILURE", "PIPELINE_CANCELED") if k in marks), 0.0)
+    info = RunInfo(
+        run_id=run.run_id,
+        status=run.status.value,
+        created=created,
+        started=marks.get("PIPELINE_START", created),
+        ended=ended or (records[-1].timestamp if records else 0.0),
+        event_count=len(records),
+        event_types=dict(sorted(types.items(), key=lambda kv: -kv[1])),
+    )
+    for key, data in per_step.items():
+        if "start" not in data:
+            continue
+        start, end = float(data["start"]), float(data.get("end", data["start"]))
+        output = float(data.get("output", end))
+        info.steps.append(
+            Step(
+                key=key,
+                start=start - created,
+                total=end - start,
+                compute=output - start,
+                events=end - output,
+                materializations=int(data["materializations"]),
+                event_count=int(data["events"]),
+                ok=bool(data.get("ok", False)),
+            )
+        )
+    info.steps.sort(key=lambda s: s.start)
+    return info
+
+
+# ------------------------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Sample:
+    kind: str
+    wall_s: float
+    cpu_s: float
+    maxrss_mb: float
+    returncode: int
+    spawned: float  # epoch just before the subprocess was started
+    exited: float
+    run: RunInfo | None
+    workdir: str
+
+
+def child_command(kind: str, start: str, end: str, *, profile_to: Path | None = None) -> list[str]:
+    if kind == "full":
+        prefix = [sys.executable, "-m", "cProfile", "-o", str(profile_to)] if profile_to else [sys.executable]
+        return [*prefix, "-m", "crypto_assets", "bootstrap", "--start", start, "--end", end]
+    return [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--start", start, "--end", end]
+
+
+def child_env(server_env: dict[str, str], home: Path, duckdb_path: Path, extra: dict[str, str]) -> dict[str, str]:
+    """As the tests' pipeline env: no inherited CRYPTO_ASSETS_*/DAGSTER_* settings, the replay server's URLs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTO_ASSETS_", "DAGSTER_"))}
+    env.update(server_env)
+    env.update({"DAGSTER_HOME": str(home), "CRYPTO_ASSETS_DUCKDB": str(duckdb_path), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def measure(
+    kind: str,
+    server_env: dict[str, str],
+    args: argparse.Namespace,
+    root: Path,
+    *,
+    profile_to: Path | None = None,
+) -> Sample:
+    workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=root))
+    home = workdir / "dagster_home"
+    home.mkdir()
+    shutil.copy(args.dagster_yaml, home / "dagster.yaml")
+    env = child_env(server_env, home, workdir / "crypto.duckdb", dict(args.env))
+    command = child_command(kind, args.start, args.end, profile_to=profile_to)
+    with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
+        spawned = time.time()
+        began = time.monotonic()
+        proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, reaped here
+        wall = time.monotonic() - began
+        exited = time.time()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    sample = Sample(
+        kind=kind,
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        maxrss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        returncode=proc.returncode,
+        spawned=spawned,
+        exited=exited,
+        run=read_run(home),
+        workdir=str(workdir),
+    )
+    if sample.returncode != 0:
+        tail = (workdir / "stderr.txt").read_text(errors="replace")[-3000:]
+        print(f"  !! {kind} exited {sample.returncode}; stderr tail:\n{tail}", file=sys.stderr)
+    return sample
+
+
+# ------------------------------------------------------------------------------------ reporting
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+                break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version()}
+    for package in ("dagster", "duckdb", "pandas", "pandera"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
+        "cpu": cpu,
+        "memory": memory,
+        "os": f"{platform.system()} {platform.release()}",
+        "load_1m_at_start": f"{os.getloadavg()[0]:.2f}",
+        **versions,
+    }
+
+
+def _fmt(values: Sequence[float], digits: int = 1) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.{digits}f} / {min(values):.{digits}f}"
+
+
+def print_summary(samples: list[Sample], kinds: Sequence[str]) -> dict[str, dict[str, float]]:
+    headers = ["measurement", "wall s", "run s", "exec s", "cpu s", "peak RSS MB", "events", "n"]
+    rows = []
+    medians: dict[str, dict[str, float]] = {}
+    for kind in kinds:
+        mine = [s for s in samples if s.kind == kind]
+        if not mine:
+            continue
+        runs = [s.run for s in mine if s.run is not None]
+        walls = [s.wall_s for s in mine]
+        medians[kind] = {
+            "wall_s": statistics.median(walls),
+            "wall_min_s": min(walls),
+            "run_s": statistics.median([r.run_s for r in runs]) if runs else float("nan"),
+            "exec_s": statistics.median([r.exec_s for r in runs]) if runs else float("nan"),
+            "cpu_s": statistics.median([s.cpu_s for s in mine]),
+            "maxrss_mb": statistics.median([s.maxrss_mb for s in mine]),
+        }
+        failed = sum(1 for s in mine if s.returncode != 0 or (s.run and s.run.status != "SUCCESS"))
+        rows.append(
+            [
+                kind + (f" ({failed} FAILED)" if failed else ""),
+                _fmt(walls),
+                _fmt([r.run_s for r in runs]),
+                _fmt([r.exec_s for r in runs]),
+                _fmt([s.cpu_s for s in mine]),
+                _fmt([s.maxrss_mb for s in mine], 0),
+                str(runs[-1].event_count) if runs else "-",
+                str(len(mine)),
+            ]
+        )
+    print("\nmedian / min over the repeats (wall: subprocess start to exit; run: run created to run end;")
+    print("exec: PIPELINE_START to run end; cpu: the child's user+sys; events: rows in the run's event log)")
+    _table(headers, rows)
+    if "floor" in medians:
+        floor = medians["floor"]
+        print("\nratios to the floor (medians):")
+        for kind, goal in GOALS.items():
+            if kind in medians:
+                wall = medians[kind]["wall_s"] / floor["wall_s"]
+                run = medians[kind]["run_s"] / floor["run_s"]
+                verdict = "meets" if wall <= goal else "MISSES"
+                print(f"  {kind}/floor  wall {wall:5.2f}x   run {run:5.2f}x   (goal <= {goal:g}x on wall: {verdict})")
+    return medians
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+
+
+def print_phases(samples: list[Sample], kinds: Sequence[str]) -> None:
+    """Where the wall time of each kind goes, outside and inside the run (medians)."""
+    headers = ["measurement", "startup s", "planning s", "steps s", "after run s", "planned events", "mat. events"]
+    rows = []
+    for kind in kinds:
+        mine = [s for s in samples if s.kind == kind and s.run is not None]
+        if not mine:
+            continue
+        startup = [s.run.created - s.spawned for s in mine]  # type: ignore[union-attr]
+        planning = [s.run.started - s.run.created for s in mine]  # type: ignore[union-attr]
+        steps = [s.run.exec_s for s in mine]  # type: ignore[union-attr]
+        after = [s.exited - s.run.ended for s in mine]  # type: ignore[union-attr]
+        last = mine[-1].run
+        assert last is not None
+        rows.append(
+            [
+                kind,
+                f"{statistics.median(startup):.1f}",
+                f"{statistics.median(planning):.1f}",
+                f"{statistics.median(steps):.1f}",
+                f"{statistics.median(after):.1f}",
+                str(last.event_types.get("ASSET_MATERIALIZATION_PLANNED", 0)),
+                str(last.event_types.get("ASSET_MATERIALIZATION", 0)),
+            ]
+        )
+    print("\nphases (medians): startup = process start to run creation (imports, definitions, instance);")
+    print("planning = run creation to PIPELINE_START (ASSET_MATERIALIZATION_PLANNED events, one per asset partition);")
+    print("steps = PIPELINE_START to run end; after run = run end to exit (bootstrap summary, interpreter exit)")
+    _table(headers, rows)
+
+
+def print_steps(run: RunInfo, title: str) -> None:
+    rows = []
+    for step in run.steps:
+        rows.append(
+            [
+                step.key + ("" if step.ok else " (FAILED)"),
+                f"{step.start:.1f}",
+                f"{step.total:.2f}",
+                f"{step.compute:.2f}",
+                f"{step.events:.2f}",
+                str(step.materializations),
+                str(step.event_count),
+            ]
+        )
+    asset_steps = [s for s in run.steps if s.materializations]
+    check_steps = [s for s in run.steps if not s.materializations]
+    planned = run.event_types.get("ASSET_MATERIALIZATION_PLANNED", 0)
+    planning = run.started - run.created
+    print(f"\n{title}: run {run.run_id} {run.status}, {run.event_count} events, run {run.run_s:.1f} s")
+    print("(start: s after run creation; compute: STEP_START to STEP_OUTPUT; events: STEP_OUTPUT to STEP_SUCCESS)")
+    _table(["step", "start", "total s", "compute s", "events s", "mats", "events"], rows)
+    mats = sum(s.materializations for s in asset_steps)
+    mat_time = sum(s.events for s in asset_steps)
+    print(f"  planning (before PIPELINE_START): {planning:6.1f} s for {planned} planned events")
+    if planned:
+        print(f"{'':36}= {1000 * planning / planned:.0f} ms per planned event")
+    print(f"  asset steps, own code:            {sum(s.compute for s in asset_steps):6.1f} s")
+    print(f"  asset steps, after the output:    {mat_time:6.1f} s for {mats} materialization events", end="")
+    print(f" = {1000 * mat_time / mats:.0f} ms each" if mats else "")
+    print(f"  asset-check steps ({len(check_steps):2d}):            {sum(s.total for s in check_steps):6.1f} s")
+    gaps = run.exec_s - sum(s.total for s in run.steps)
+    print(f"  between steps / run start + end:  {gaps:6.1f} s")
+
+
+# (label, path suffix, function name); cumulative times, so nested entries overlap their parents.
+HOTSPOTS: tuple[tuple[str, str, str], ...] = (
+    ("all Dagster event-log writes (store_event)", "event_log/sqlite/sqlite_event_log.py", "store_event"),
+    ("  of which planned events at run creation", "instance/runs/run_domain.py", "_log_asset_planned_events"),
+    ("  of which asset-event index writes", "event_log/sql_event_log.py", "_store_asset_event"),
+    ("  SQLite connect/engine per write", "event_log/sqlite/sqlite_event_log.py", "_connect"),
+    ("  sqlite3 commit (fsync)", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
+    ("  SQLAlchemy statement compile", "sqlalchemy/sql/elements.py", "_compile_w_cache"),
+    ("HTTP requests (incl. retries)", "crypto_assets/http.py", "_attempt"),
+    ("HTTP rate-limiter waits", "crypto_assets/http.py", "_throttle"),
+    ("pandera validation (validate_frame)", "crypto_assets/schemas.py", "validate_frame"),
+    ("DuckDB writes (replace_rows)", "crypto_assets/warehouse.py", "replace_rows"),
+    ("DuckDB writes (replace_table)", "crypto_assets/warehouse.py", "replace_table"),
+    ("Parquet export", "crypto_assets/warehouse.py", "export_parquet"),
+    ("DuckDB reads (read_window)", "crypto_assets/warehouse.py", "read_window"),
+    ("raw/prices quality scores (partition_score_rows)", "crypto_assets/transforms/quality.py", "partition_score_rows"),
+    ("news normalisation", "crypto_assets/transforms/news.py", "normalize_news"),
+    ("article sentiment scoring", "crypto_assets/transforms/sentiment.py", "score_articles"),
+    ("technical indicators", "crypto_assets/transforms/indicators.py", "technical_indicators"),
+    ("feature vectors", "crypto_assets/transforms/features.py", "build_feature_vectors"),
+    ("module imports (incl. lazy ones)", "<frozen importlib._bootstrap>", "_find_and_load"),
+    ("loading the definitions", "crypto_assets/definitions.py", "<module>"),
+)
+
+
+def print_profile(path: Path, top: int = 15) -> None:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    raw = stats.stats  # type: ignore[attr-defined]
+    total = max((ct for (_, _, _, ct, _) in raw.values()), default=0.0)
+
+    def cumulative(suffix: str, name: str) -> tuple[float, int]:
+        ct, calls = 0.0, 0
+        for (filename, _, function), (_, nc, _, c, _) in raw.items():
+            if function == name and filename.endswith(suffix):
+                ct += c
+                calls += nc
+        return ct, calls
+
+    print(f"\ncProfile of one full bootstrap (main thread, {total:.1f} s under the profiler, which inflates")
+    print("Python-heavy code ~1.3-2x; read shares, not absolute times):")
+    rows = []
+    for label, suffix, name in HOTSPOTS:
+        ct, calls = cumulative(suffix, name)
+        if calls:
+            rows.append([label, f"{ct:.1f}", f"{100 * ct / total:.0f}%", str(calls)])
+    _table(["where", "cum s", "share", "calls"], rows)
+
+    project = [
+        (c, nc, f"{Path(f).relative_to(REPO_ROOT)}:{line}({fn})")
+        for (f, line, fn), (_, nc, _, c, _) in raw.items()
+        if f.startswith(str(REPO_ROOT / "crypto_assets")) and fn not in ("<module>", "<listcomp>", "<lambda>")
+    ]
+    project.sort(reverse=True)
+    print(f"\ntop {top} project functions by cumulative time:")
+    _table(["function", "cum s", "calls"], [[name, f"{c:.1f}", str(nc)] for c, nc, name in project[:top]])
+
+    own = sorted(((tt, nc, f"{Path(f).name}:{line}({fn})") for (f, line, fn), (_, nc, tt, _, _) in raw.items()), reverse=True)
+    print(f"\ntop {top} functions by own time (tottime):")
+    _table(["function", "own s", "calls"], [[name, f"{tt:.1f}", str(nc)] for tt, nc, name in own[:top]])
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--env {text!r}: use KEY=VALUE")
+    return key, value
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (default 3)")
+    parser.add_argument("--profile", action="store_true", help="also run the full bootstrap once under cProfile")
+    parser.add_argument("--only", default=",".join(KINDS), help="comma-separated subset of floor,prices,full")
+    parser.add_argument("--start", default=DEFAULT_START, help="first UTC day (default %(default)s)")
+    parser.add_argument("--end", default=DEFAULT_END, help="last UTC day, inclusive (default %(default)s)")
+    parser.add_argument(
+        "--dagster-yaml",
+        type=Path,
+        default=REPO_ROOT / "dagster.yaml",
+        help="instance config copied into each fresh DAGSTER_HOME (default: the repo's)",
+    )
+    parser.add_argument(
+        "--env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the children (repeatable), e.g. DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--keep", action="store_true", help="keep the temp instances, warehouses and logs")
+    parser.add_argument("--child", choices=("prices", "floor"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    kinds = [k for k in args.only.split(",") if k]
+    unknown = set(kinds) - set(KINDS)
+    if unknown or not kinds:
+        parser.error(f"--only: choose from {', '.join(KINDS)}")
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
+    args.kinds = [k for k in KINDS if k in kinds]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child == "prices":
+        return child_prices(args.start, args.end)
+    if args.child == "floor":
+        return child_floor(args.start, args.end)
+
+    from crypto_assets.replay.server import ReplayServer
+
+    info = machine()
+    print("machine:  " + ", ".join(f"{k} {info[k]}" for k in ("nproc", "cpu", "memory", "os", "load_1m_at_start")))
+    print("versions: " + ", ".join(f"{k} {info[k]}" for k in ("python", "dagster", "duckdb", "pandas", "pandera")))
+    print(f"window:   {args.start} .. {args.end}; instance config {args.dagster_yaml}; extra env {dict(args.env)}")
+
+    root = Path(tempfile.mkdtemp(prefix="bench-bootstrap-"))
+    samples: list[Sample] = []
+    profile_path = root / "full.prof"
+    try:
+        with ReplayServer() as server:
+            server_env = server.env()
+            for round_number in range(1, args.repeat + 1):
+                for kind in args.kinds:
+                    sample = measure(kind, server_env, args, root)
+                    samples.append(sample)
+                    run = sample.run
+                    print(
+                        f"  [{round_number}/{args.repeat}] {kind:<6} wall {sample.wall_s:6.1f} s"
+                        f"  run {run.run_s if run else float('nan'):6.1f} s  cpu {sample.cpu_s:6.1f} s"
+                        f"  peak RSS {sample.maxrss_mb:5.0f} MB  {run.status if run else 'no run'}",
+                        flush=True,
+                    )
+            profiled = None
+            if args.profile:
+                print("  profiling one full bootstrap under cProfile ...", flush=True)
+                profiled = measure("full", server_env, args, root, profile_to=profile_path)
+
+        medians = print_summary(samples, args.kinds)
+        print_phases(samples, args.kinds)
+        last_full = next((s.run for s in reversed(samples) if s.kind == "full" and s.run), None)
+        if last_full is not None:
+            print_steps(last_full, "per-step durations of the last full bootstrap")
+        if profiled is not None and profile_path.exists():
+            print_profile(profile_path)
+        if args.json:
+            payload = {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "machine": info,
+                "medians": medians,
+                "samples": [{**asdict(s), "run": asdict(s.run) if s.run else None} for s in samples],
+            }
+            args.json.write_text(json.dumps(payload, indent=2, default=str))
+            print(f"\nresults written to {args.json}")
+    finally:
+        if args.keep:
+            print(f"\nkept: {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    failed = [s for s in samples if s.returncode != 0]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Schedules request the right partitions; a failing blocking check stops downstream assets and alerts.
+
+Real Dagster runs (``dg.materialize`` on a temporary instance), a real DuckDB file, the replay server
+serving the bundled real data with one corrupted bar, and a real local HTTP server as the webhook.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pytest
+from pytest_httpserver import HTTPServer
+
+from crypto_assets.defs.alerting import alert_on_failed_checks, alert_on_run_failure
+from crypto_assets.defs.automation import daily_finalize, hourly_refresh
+from crypto_assets.defs.features import technical_indicators
+from crypto_assets.defs.prices import raw_prices
+from crypto_assets.defs.quality import ohlc_consistency
+from crypto_assets.defs.resources import build_resources
+from crypto_assets.replay.faults import FaultConfig
+
+
+@pytest.mark.parametrize(
+    ("tick", "expected"),
+    [
+        (datetime(2026, 11, 22, 14, 5, tzinfo=UTC), "2026-11-22"),
+        (datetime(2026, 11, 22, 1, 5, tzinfo=UTC), "2026-11-22"),
+        (datetime(2026, 11, 22, 0, 5, tzinfo=UTC), "2026-11-21"),  # the bar that just closed is yesterday's 23:00
+    ],
+)
+def test_hourly_refresh_requests_the_day_of_the_bar_that_just_closed(tick, expected):
+    request = hourly_refresh(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert request.partition_key == expected
+
+
+def test_daily_finalize_requests_yesterday():
+    tick = datetime(2026, 11, 22, 0, 20, tzinfo=UTC)
+    request = daily_finalize(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert request.partition_key == "2026-11-21"
+
+
+def test_schedules_and_sensors_start_running():
+    from crypto_assets.definitions import defs
+
+    assert {s.name: s.default_status for s in defs.schedules} == {
+        "hourly_refresh": dg.DefaultScheduleStatus.RUNNING,
+        "daily_finalize": dg.DefaultScheduleStatus.RUNNING,
+    }
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
+
+
+def test_every_asset_has_a_freshness_policy_group_owner_and_schema():
+    from crypto_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.freshness_policy is not None, key
+        assert node.group_name in {"ingestion", "sentiment", "features", "ml", "quality"}, key
+        assert node.owners, key
+        assert node.metadata.get("dagster/column_schema") is not None, key
+
+
+@pytest.fixture
+def corrupt_env(pipeline_env, monkeypatch):
+    """Point this process's resources at the test's replay server, whose Binance bars carry one high < low."""
+    for key, value in pipeline_env.env.items():
+        if key.startswith(("CRYPTO_ASSETS_", "DAGSTER_HOME")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CRYPTO_ASSETS_SYMBOLS", "BTC,ETH")
+    pipeline_env.server.set_faults(FaultConfig(corrupt={"binance": ["high_lt_low"]}))
+    return pipeline_env
+
+
+def test_failing_blocking_check_stops_downstream_and_alerts(corrupt_env, httpserver: HTTPServer, monkeypatch):
+    monkeypatch.setenv("CRYPTO_ASSETS_ALERT_WEBHOOK", httpserver.url_for("/hook"))
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    with dg.instance_for_test() as instance:
+        sensor_context = dg.build_sensor_context(instance=instance)
+        alert_on_failed_checks(sensor_context)  # first tick only starts watching
+        result = dg.materialize(
+            [raw_prices, ohlc_consistency, technical_indicators],
+            instance=instance,
+            resources=build_resources(),
+            partition_key="2022-05-10",
+            raise_on_error=False,
+        )
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert not evaluations["ohlc_consistency"].passed
+        assert evaluations["ohlc_consistency"].severity == dg.AssetCheckSeverity.ERROR
+        assert not result.success
+        materialized = {e.asset_key for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+        assert materialized == {dg.AssetKey(["raw", "prices"])}
+        with duckdb.connect(str(corrupt_env.duckdb_path), read_only=True) as conn:
+            tables = conn.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables")
+            written = {row[0] for row in tables.fetchall()}
+        assert "raw.prices" in written
+        assert "features.technical_indicators" not in written
+
+        alert_on_failed_checks(dg.build_sensor_context(instance=instance, cursor=sensor_context.cursor))
+        run_failure = dg.build_run_status_sensor_context(
+            sensor_name="alert_on_run_failure",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=result.get_run_failure_event(),
+        ).for_run_failure()
+        alert_on_run_failure(run_failure)
+    posts = [json.loads(request.data) for request, _ in httpserver.log]
+    assert len(posts) == 2
+    assert "check failed" in posts[0]["text"] and "ohlc_consistency" in posts[0]["text"] and posts[0]["blocks"]
+    assert "run failed" in posts[1]["text"] and result.dagster_run.run_id in json.dumps(posts[1])
