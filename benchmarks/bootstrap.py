@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,6 +42,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crypto_assets.replay.server import ReplayServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -102,9 +107,7 @@ def child_floor(start: str, end: str) -> int:
     def floor_asset() -> dg.MaterializeResult:
         return dg.MaterializeResult()
 
-    defs = dg.Definitions(
-        assets=[floor_asset], jobs=[dg.define_asset_job("bootstrap_floor", selection=[floor_asset])]
-    )
+    defs = dg.Definitions(assets=[floor_asset], jobs=[dg.define_asset_job("bootstrap_floor", selection=[floor_asset])])
     result = defs.resolve_job_def("bootstrap_floor").execute_in_process(
         instance=dg.DagsterInstance.get(),
         tags=_run_tags(start, end),
@@ -154,12 +157,20 @@ def read_run(dagster_home: Path) -> RunInfo | None:
     """The one run recorded in ``dagster_home``: its timings and per-step durations from the event log."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        runs = instance.get_runs()
-        if not runs:
-            return None
-        run = runs[0]
-        records = instance.all_logs(run.run_id)
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)  # instance configs may read it ({env: DAGSTER_HOME})
+    try:
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            runs = instance.get_runs()
+            if not runs:
+                return None
+            run = runs[0]
+            records = instance.all_logs(run.run_id)
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
     types: dict[str, int] = {}
     marks: dict[str, float] = {}
     per_step: dict[str, dict[str, object]] = {}
@@ -226,8 +237,41 @@ class Sample:
     returncode: int
     spawned: float  # epoch just before the subprocess was started
     exited: float
+    others_cores: float  # mean CPU cores used by OTHER processes during the measurement (noise indicator)
+    http_requests: dict[str, int]  # served by the replay server during the measurement, per provider
     run: RunInfo | None
     workdir: str
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds all processes of the machine spent busy so far (/proc/stat), or -inf when unknown."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("-inf")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """This process's CPU (the replay server's threads answer the children's requests from here)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_for_idle(idle_percent: float, max_wait: float, window: float = 3.0) -> None:
+    """Wait until the machine was at least ``idle_percent`` idle over ``window`` s (other sessions' load)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = system_busy_seconds()
+        time.sleep(window)
+        idle = 100.0 * (1 - (system_busy_seconds() - before) / (window * cores))
+        if idle >= idle_percent:
+            return
+        if time.monotonic() >= deadline:
+            print(f"  (machine still only {idle:.0f}% idle after {max_wait:.0f} s: measuring anyway)", flush=True)
+            return
 
 
 def child_command(kind: str, start: str, end: str, *, profile_to: Path | None = None) -> list[str]:
@@ -248,7 +292,7 @@ def child_env(server_env: dict[str, str], home: Path, duckdb_path: Path, extra: 
 
 def measure(
     kind: str,
-    server_env: dict[str, str],
+    server: "ReplayServer",
     args: argparse.Namespace,
     root: Path,
     *,
@@ -258,24 +302,32 @@ def measure(
     home = workdir / "dagster_home"
     home.mkdir()
     shutil.copy(args.dagster_yaml, home / "dagster.yaml")
-    env = child_env(server_env, home, workdir / "crypto.duckdb", dict(args.env))
+    env = child_env(server.env(), home, workdir / "crypto.duckdb", dict(args.env))
     command = child_command(kind, args.start, args.end, profile_to=profile_to)
+    if args.wait_idle:
+        wait_for_idle(args.wait_idle, args.wait_max)
+    server.reset_stats()
     with open(workdir / "stdout.txt", "wb") as out, open(workdir / "stderr.txt", "wb") as err:
+        busy_before, own_before = system_busy_seconds(), _own_cpu_seconds()
         spawned = time.time()
         began = time.monotonic()
         proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, reaped here
         wall = time.monotonic() - began
         exited = time.time()
+        busy, own = system_busy_seconds() - busy_before, _own_cpu_seconds() - own_before
     proc.returncode = os.waitstatus_to_exitcode(status)
+    child_cpu = usage.ru_utime + usage.ru_stime
     sample = Sample(
         kind=kind,
         wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
+        cpu_s=child_cpu,
         maxrss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         returncode=proc.returncode,
         spawned=spawned,
         exited=exited,
+        others_cores=max(0.0, (busy - child_cpu - own) / wall) if busy >= 0 else float("nan"),
+        http_requests={provider: n for provider, n in server.stats().items() if n},
         run=read_run(home),
         workdir=str(workdir),
     )
@@ -328,7 +380,7 @@ def _fmt(values: Sequence[float], digits: int = 1) -> str:
 
 
 def print_summary(samples: list[Sample], kinds: Sequence[str]) -> dict[str, dict[str, float]]:
-    headers = ["measurement", "wall s", "run s", "exec s", "cpu s", "peak RSS MB", "events", "n"]
+    headers = ["measurement", "wall s", "run s", "exec s", "cpu s", "peak RSS MB", "events", "others", "n"]
     rows = []
     medians: dict[str, dict[str, float]] = {}
     for kind in kinds:
@@ -355,21 +407,27 @@ def print_summary(samples: list[Sample], kinds: Sequence[str]) -> dict[str, dict
                 _fmt([s.cpu_s for s in mine]),
                 _fmt([s.maxrss_mb for s in mine], 0),
                 str(runs[-1].event_count) if runs else "-",
+                f"{statistics.median([s.others_cores for s in mine]):.2f}",
                 str(len(mine)),
             ]
         )
     print("\nmedian / min over the repeats (wall: subprocess start to exit; run: run created to run end;")
-    print("exec: PIPELINE_START to run end; cpu: the child's user+sys; events: rows in the run's event log)")
+    print("exec: PIPELINE_START to run end; cpu: the child's user+sys; events: rows in the run's event log;")
+    print("others: mean CPU cores busy with OTHER processes meanwhile, i.e. noise; 0 on a quiet machine)")
     _table(headers, rows)
     if "floor" in medians:
         floor = medians["floor"]
-        print("\nratios to the floor (medians):")
+        print("\nratios to the floor (wall and run on the medians, min wall on the minima, cpu on the medians):")
         for kind, goal in GOALS.items():
             if kind in medians:
-                wall = medians[kind]["wall_s"] / floor["wall_s"]
-                run = medians[kind]["run_s"] / floor["run_s"]
+                mine = medians[kind]
+                wall = mine["wall_s"] / floor["wall_s"]
                 verdict = "meets" if wall <= goal else "MISSES"
-                print(f"  {kind}/floor  wall {wall:5.2f}x   run {run:5.2f}x   (goal <= {goal:g}x on wall: {verdict})")
+                print(
+                    f"  {kind}/floor  wall {wall:5.2f}x   min wall {mine['wall_min_s'] / floor['wall_min_s']:5.2f}x"
+                    f"   run {mine['run_s'] / floor['run_s']:5.2f}x   cpu {mine['cpu_s'] / floor['cpu_s']:5.2f}x"
+                    f"   (goal <= {goal:g}x on wall: {verdict})"
+                )
     return medians
 
 
@@ -447,6 +505,38 @@ def print_steps(run: RunInfo, title: str) -> None:
     print(f"  between steps / run start + end:  {gaps:6.1f} s")
 
 
+def rate_limits() -> dict[str, float]:
+    """Requests per second of each provider's process-wide limiter (token bucket, burst 1)."""
+    from crypto_assets.providers.binance import BinanceClient
+    from crypto_assets.providers.coinbase import CoinbaseClient
+    from crypto_assets.providers.cryptocompare import CryptoCompareClient
+    from crypto_assets.providers.kraken import KrakenClient
+    from crypto_assets.providers.news_cryptocompare import CryptoCompareNewsClient
+    from crypto_assets.providers.rss import RssClient
+
+    return {
+        "binance": BinanceClient.rate_per_second,
+        "coinbase": CoinbaseClient.rate_per_second,
+        "kraken": KrakenClient.rate_per_second,
+        "cryptocompare": min(CryptoCompareClient.rate_per_second, CryptoCompareNewsClient.rate_per_second),
+        "rss": RssClient.rate_per_second,
+    }
+
+
+def print_http(sample: Sample) -> None:
+    """The HTTP requests of one run and the least time the rate limiters allow for them."""
+    limits = rate_limits()
+    rows, floor = [], 0.0
+    for provider, count in sorted(sample.http_requests.items()):
+        rate = limits.get(provider)
+        least = (count - 1) / rate if rate else 0.0
+        floor += least
+        rows.append([provider, str(count), f"{rate:g}" if rate else "?", f"{least:.1f}"])
+    print("\nHTTP requests of that run (replay server count) and the rate limiters' least time for them:")
+    _table(["provider", "requests", "limit /s", "least s"], rows)
+    print(f"  rate-limit floor of the run's HTTP: ~{floor:.1f} s (requests are sequential, one process)")
+
+
 # (label, path suffix, function name); cumulative times, so nested entries overlap their parents.
 HOTSPOTS: tuple[tuple[str, str, str], ...] = (
     ("all Dagster event-log writes (store_event)", "event_log/sqlite/sqlite_event_log.py", "store_event"),
@@ -505,7 +595,9 @@ def print_profile(path: Path, top: int = 15) -> None:
     print(f"\ntop {top} project functions by cumulative time:")
     _table(["function", "cum s", "calls"], [[name, f"{c:.1f}", str(nc)] for c, nc, name in project[:top]])
 
-    own = sorted(((tt, nc, f"{Path(f).name}:{line}({fn})") for (f, line, fn), (_, nc, tt, _, _) in raw.items()), reverse=True)
+    own = sorted(
+        ((tt, nc, f"{Path(f).name}:{line}({fn})") for (f, line, fn), (_, nc, tt, _, _) in raw.items()), reverse=True
+    )
     print(f"\ntop {top} functions by own time (tottime):")
     _table(["function", "own s", "calls"], [[name, f"{tt:.1f}", str(nc)] for tt, nc, name in own[:top]])
 
@@ -541,6 +633,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra environment for the children (repeatable), e.g. DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1",
     )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        metavar="PCT",
+        help="before each measurement wait until the machine is PCT%% idle (default %(default)s; 0: never wait)",
+    )
+    parser.add_argument("--wait-max", type=float, default=300.0, help="longest wait for idle, s (default %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temp instances, warehouses and logs")
     parser.add_argument("--child", choices=("prices", "floor"), help=argparse.SUPPRESS)
@@ -574,28 +674,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile_path = root / "full.prof"
     try:
         with ReplayServer() as server:
-            server_env = server.env()
             for round_number in range(1, args.repeat + 1):
                 for kind in args.kinds:
-                    sample = measure(kind, server_env, args, root)
+                    sample = measure(kind, server, args, root)
                     samples.append(sample)
                     run = sample.run
                     print(
                         f"  [{round_number}/{args.repeat}] {kind:<6} wall {sample.wall_s:6.1f} s"
                         f"  run {run.run_s if run else float('nan'):6.1f} s  cpu {sample.cpu_s:6.1f} s"
-                        f"  peak RSS {sample.maxrss_mb:5.0f} MB  {run.status if run else 'no run'}",
+                        f"  peak RSS {sample.maxrss_mb:5.0f} MB  others {sample.others_cores:4.2f} cores"
+                        f"  {run.status if run else 'no run'}",
                         flush=True,
                     )
             profiled = None
             if args.profile:
                 print("  profiling one full bootstrap under cProfile ...", flush=True)
-                profiled = measure("full", server_env, args, root, profile_to=profile_path)
+                profiled = measure("full", server, args, root, profile_to=profile_path)
 
         medians = print_summary(samples, args.kinds)
         print_phases(samples, args.kinds)
-        last_full = next((s.run for s in reversed(samples) if s.kind == "full" and s.run), None)
-        if last_full is not None:
-            print_steps(last_full, "per-step durations of the last full bootstrap")
+        last_full = next((s for s in reversed(samples) if s.kind == "full" and s.run), None)
+        if last_full is not None and last_full.run is not None:
+            print_steps(last_full.run, "per-step durations of the last full bootstrap")
+            print_http(last_full)
         if profiled is not None and profile_path.exists():
             print_profile(profile_path)
         if args.json:

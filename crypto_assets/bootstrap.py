@@ -19,6 +19,7 @@ SUMMARY_TABLES = (
     "features.technical_indicators",
     "features.feature_vectors",
     "ml.training_set",
+    "quality.partition_scores",
 )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from crypto_assets.config import REPO_ROOT, load_settings
+from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings
 from crypto_assets.errors import ConfigError
 from crypto_assets.symbols import parse_symbols
 
@@ -78,10 +78,12 @@ def _dagster_home() -> Path:
         if not (path / "dagster.yaml").is_file():
             raise ConfigError(f"DAGSTER_HOME={home} has no dagster.yaml: point it at the repo root or deploy/postgres")
         return path
-    if (REPO_ROOT / "dagster.yaml").is_file():
+    if IS_CHECKOUT:
         os.environ["DAGSTER_HOME"] = str(REPO_ROOT)
         return REPO_ROOT
-    raise ConfigError("DAGSTER_HOME is not set: set it to the folder holding dagster.yaml")
+    raise ConfigError(
+        f"DAGSTER_HOME is not set: set it to a folder holding a dagster.yaml (a template is {SHARE_DIR}/dagster.yaml)"
+    )
 
 
 def _print(message: str) -> None:

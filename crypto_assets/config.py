@@ -7,6 +7,7 @@ malformed value fails the same way everywhere: a ConfigError naming the variable
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,10 @@ from crypto_assets.errors import ConfigError
 from crypto_assets.symbols import DEFAULT_UNIVERSE, parse_symbols
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# In a checkout the bundled data, notebook and dagster.yaml sit beside the package; `pip install .`
+# puts them under <prefix>/share/crypto_assets (see [tool.setuptools.data-files] in pyproject.toml).
+IS_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
+SHARE_DIR = REPO_ROOT if IS_CHECKOUT else Path(sys.prefix) / "share" / "crypto_assets"
 
 PRICE_PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "cryptocompare", "kraken")
 NEWS_PROVIDERS: tuple[str, ...] = ("cryptocompare", "rss", "newsapi")
@@ -39,7 +44,8 @@ DEFAULT_RSS_FEEDS: tuple[str, ...] = (
 
 
 def default_duckdb_path() -> Path:
-    return REPO_ROOT / "data" / "crypto.duckdb"
+    """``data/crypto.duckdb`` of the checkout, or of the working directory for an installed package."""
+    return (REPO_ROOT if IS_CHECKOUT else Path.cwd()) / "data" / "crypto.duckdb"
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ print("ready", flush=True)
 if mode == "loop":
     while not os.path.exists(stop):
         read()
-        time.sleep(0.005)
+        time.sleep(0.02)
 else:
     while not os.path.exists(stop):
         time.sleep(0.1)
@@ -140,6 +140,13 @@ def test_readers_and_a_bootstrap_run_at_the_same_time(pipeline_env, tmp_path: Pa
     assert json.loads(after)[0] > 1000
 
     loop = results["loop"]
+    print(
+        "DEBUG",
+        loop["reads"],
+        loop["inodes"],
+        {k[:60]: v for k, v in loop["snapshots"].items()},
+        results["hold"]["reads"],
+    )
     assert loop["errors"] == []
     assert loop["reads"] >= 20
     assert set(loop["snapshots"]) <= consistent, "a read returned something other than a complete export"

@@ -9,16 +9,10 @@ from crypto_assets import warehouse as wh
 from crypto_assets.defs.common import PARTITIONED, day_window, days_of, preview, table_metadata
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.errors import ProviderError
-from crypto_assets.providers.prices import PriceClient, fetch_prices_with_failover
-from crypto_assets.schemas import ALL_SYMBOLS, validate_frame
-from crypto_assets.transforms.quality import partition_score_rows
+from crypto_assets.providers.prices import PriceClient, empty_prices_frame, fetch_prices_with_failover
+from crypto_assets.schemas import validate_frame
 
 RAW_PRICES = dg.AssetKey(["raw", "prices"])
-
-
-def _mean(values: pd.Series) -> float | None:
-    """The mean score, rounded; None when nothing was scored (e.g. no second-provider sample)."""
-    return round(float(values.mean()), 2) if values.notna().any() else None
 
 
 def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
@@ -34,7 +28,10 @@ def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
 
 
 def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day: date) -> pd.DataFrame:
-    """The bars of ``day`` from the next provider that answers, per symbol, for the accuracy score."""
+    """The bars of ``day`` from the next provider (after the one that served it) that answers, per symbol.
+
+    Used to score accuracy: a second opinion on a sample of stored bars.
+    """
     start, end = day_window(day)
     samples = []
     for symbol, bars in frame[frame["ts"].dt.date == day].groupby("symbol"):
@@ -48,25 +45,6 @@ def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day:
             except ProviderError:
                 continue
     return pd.concat(samples, ignore_index=True) if samples else frame.iloc[:0]
-
-
-def quality_scores(
-    frame: pd.DataFrame, days: list[date], symbols: list[str], sample: pd.DataFrame, sample_day: date | None
-) -> pd.DataFrame:
-    """quality.partition_scores rows for each day: completeness, consistency, accuracy and overall (0-100)."""
-    now = datetime.now(UTC)
-    by_day = dict(tuple(frame.groupby(frame["ts"].dt.date))) if not frame.empty else {}
-    rows = [
-        partition_score_rows(
-            by_day.get(day, frame.iloc[:0]),
-            partition_key=day.isoformat(),
-            symbols=symbols,
-            now=now,
-            secondary=sample if day == sample_day else None,
-        )
-        for day in days
-    ]
-    return pd.concat(rows, ignore_index=True)
 
 
 def _failure_report(failed: dict[date, dict[str, dict[str, str]]]) -> str:
@@ -115,31 +93,21 @@ def raw_prices(
             f"days per provider {result.provider_days}, {len(result.failed_days)} days failed"
         )
 
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True) if frames else empty_prices_frame()
     good_days = [day for day in days if day not in failed]
     if not frame.empty:
         frame = frame[frame["ts"].dt.date.isin(good_days)].reset_index(drop=True)
     frame["ingested_at"] = pd.Timestamp(datetime.now(UTC))
     frame = validate_frame("raw.prices", frame)
-    sample_day = max(good_days) if good_days else None
-    sample = second_provider_sample(frame, clients, sample_day) if sample_day else frame.iloc[:0]
-    scores = validate_frame(
-        "quality.partition_scores", quality_scores(frame, good_days, universe.symbols, sample, sample_day)
-    )
-    windows = merge_days(good_days)
     with warehouse.get_connection() as conn:
         wh.replace_rows(
-            conn, "raw.prices", frame, time_column="ts", windows=windows, scope={"symbol": universe.symbols}
-        )
-        wh.replace_rows(
             conn,
-            "quality.partition_scores",
-            scores,
-            time_column="partition_start",
-            windows=windows,
-            scope={"symbol": [*universe.symbols, ALL_SYMBOLS]},
+            "raw.prices",
+            frame,
+            time_column="ts",
+            windows=merge_days(good_days),
+            scope={"symbol": universe.symbols},
         )
-    overall = scores[scores["symbol"] == ALL_SYMBOLS]
 
     metadata: dict[str, object] = {
         "dagster/row_count": len(frame),
@@ -147,18 +115,10 @@ def raw_prices(
         "providers_used": dg.MetadataValue.json(frame["provider"].value_counts().to_dict() if not frame.empty else {}),
         "first_bar": str(frame["ts"].min()) if not frame.empty else "none",
         "last_bar": str(frame["ts"].max()) if not frame.empty else "none",
-        "quality_score": _mean(overall["overall_score"]),
-        "completeness_score": _mean(overall["completeness_score"]),
-        "consistency_score": _mean(overall["consistency_score"]),
-        "accuracy_score": _mean(overall["accuracy_score"]),
-        "lowest_day_score": dg.MetadataValue.json(
-            overall.nsmallest(3, "overall_score")[["partition_key", "overall_score"]].to_dict("records")
-        ),
         "http_retries": retries,
         "http_retry_wait_s": round(retry_wait, 3),
         "preview": preview(frame),
     }
-    metadata = {key: value for key, value in metadata.items() if value is not None}
     if failed:
         for day in good_days:
             context.log_event(

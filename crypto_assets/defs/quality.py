@@ -18,8 +18,8 @@ from crypto_assets import warehouse as wh
 from crypto_assets.defs.features import FEATURE_VECTORS
 from crypto_assets.defs.ml import TRAINING_SET
 from crypto_assets.defs.news import RAW_NEWS
-from crypto_assets.defs.prices import RAW_PRICES
-from crypto_assets.defs.resources import Universe, Warehouse
+from crypto_assets.defs.prices import RAW_PRICES, second_provider_sample
+from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.transforms import quality as q
 
 # How old the newest stored bar / article may be before "the data" (not the last run) counts as stale.
@@ -132,36 +132,21 @@ def current_partition_staleness(context: dg.AssetCheckExecutionContext, warehous
 @dg.asset_check(
     asset=RAW_PRICES,
     description=(
-        "a second provider's closes agree within 1% on the sampled bars (the last day of each run); "
-        "skipped with a reason when only one provider answered"
+        "a second provider's closes agree within 1% on a sample (the last day the run wrote); "
+        "skipped with a reason when no second provider answers"
     ),
 )
-def cross_provider_accuracy(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
-    start, end = run_window(context)
-    with warehouse.get_connection() as conn:
-        scores = wh.read_window(
-            conn,
-            "quality.partition_scores",
-            time_column="partition_start",
-            start=start,
-            end=end,
-        )
-    sampled = scores[(scores["symbol"] != "*") & (scores["bars_sampled"] > 0)]
-    if sampled.empty:
-        return dg.AssetCheckResult(
-            passed=True,
-            severity=dg.AssetCheckSeverity.WARN,
-            description="skipped: no second provider sample (only one provider reachable)",
-            metadata={"skipped": True},
-        )
-    bad = sampled[sampled["bars_accurate"] < sampled["bars_sampled"]]
-    table = sampled[["partition_key", "symbol", "bars_sampled", "bars_accurate", "accuracy_score"]]
-    return dg.AssetCheckResult(
-        passed=bad.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(bad)} of {len(sampled)} sampled (day, symbol) pairs disagree by more than 1%",
-        metadata={"samples": dg.MetadataValue.md(table.to_markdown(index=False))},
-    )
+def cross_provider_accuracy(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe, price_sources: PriceSources
+):
+    prices = _prices(context, warehouse, universe)
+    if prices.empty:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="no bars stored")
+    day = prices["ts"].max().date()
+    sample = second_provider_sample(prices, price_sources.clients(), day)
+    result = q.cross_provider_accuracy(prices[prices["ts"].dt.date == day], sample, tolerance=0.01, severity="warn")
+    providers = ", ".join(sorted(set(sample["provider"]))) if not sample.empty else "none"
+    return to_check_result(result, sampled_day=str(day), second_provider=providers)
 
 
 @dg.asset_check(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from crypto_assets.config import REPO_ROOT
+from crypto_assets.config import SHARE_DIR
 
-REPLAY_DIR: Path = REPO_ROOT / "data" / "replay"
+REPLAY_DIR: Path = SHARE_DIR / "data" / "replay"
 
 BUNDLED_SYMBOLS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "BNB", "ADA")
 # First bar open and the end of the last bar (2022-08-01 23:00 + 1 h) of the bundled prices.
