@@ -374,3 +374,10 @@ def test_no_leakage_from_later_prices_or_sentiment(cut):
     at_t = base["ts"] == t
     for name in ("log_return_1h", "rsi_14", "vwap_dev_24h", "sentiment_mean_24h"):
         assert (out.loc[at_t, name].to_numpy() != base.loc[at_t, name].to_numpy()).all(), name
+
+
+def test_docs_feature_catalogue_is_generated_from_the_code():
+    from crypto_assets.config import REPO_ROOT
+    from crypto_assets.transforms.features import feature_catalogue_document
+
+    assert (REPO_ROOT / "docs" / "features.md").read_text() == feature_catalogue_document()

@@ -114,7 +114,7 @@ def test_readers_and_a_bootstrap_run_at_the_same_time(pipeline_env, tmp_path: Pa
         )
         for mode in ("loop", "hold")
     }
-    results: dict[str, dict] = {}
+    finished: dict[str, tuple[int, str, str]] = {}
     try:
         for proc in readers.values():
             _wait_ready(proc)
@@ -127,8 +127,11 @@ def test_readers_and_a_bootstrap_run_at_the_same_time(pipeline_env, tmp_path: Pa
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
-            assert proc.returncode == 0, f"{mode} reader crashed:\n{err[-3000:]}"
-            results[mode] = json.loads(out.strip().splitlines()[-1])
+            finished[mode] = (proc.returncode, out, err)
+    results = {}
+    for mode, (code, out, err) in finished.items():
+        assert code == 0, f"{mode} reader crashed:\n{err[-3000:]}"
+        results[mode] = json.loads(out.strip().splitlines()[-1])
 
     # The writer was never blocked by the readers, and it did replace the export while they read.
     assert second.returncode == 0, _tail(second)
@@ -140,13 +143,6 @@ def test_readers_and_a_bootstrap_run_at_the_same_time(pipeline_env, tmp_path: Pa
     assert json.loads(after)[0] > 1000
 
     loop = results["loop"]
-    print(
-        "DEBUG",
-        loop["reads"],
-        loop["inodes"],
-        {k[:60]: v for k, v in loop["snapshots"].items()},
-        results["hold"]["reads"],
-    )
     assert loop["errors"] == []
     assert loop["reads"] >= 20
     assert set(loop["snapshots"]) <= consistent, "a read returned something other than a complete export"

@@ -422,3 +422,30 @@ def build_feature_vectors(
         cols.update({name: sent[name].to_numpy() for name in SENTIMENT_FEATURES})
     cols.update(_temporal(p["ts"]))
     return _frame(p, cols, FEATURE_NAMES)
+
+
+_DOCUMENT_INTRO = """# The 16-feature vector
+
+One row per (symbol, hourly bar) in `features.feature_vectors` and `ml.training_set`. The contract is
+`features.md` of the project spec; this table is generated from the single definition in code
+(`crypto_assets.transforms.features.FEATURE_CATALOGUE`), which also feeds the asset description shown in
+the Dagster UI. A test fails when this file and the code disagree; regenerate it with
+`.venv/bin/python -m crypto_assets.transforms.features > docs/features.md`.
+
+- `ts` is the bar's open time (UTC); the bar closes at `ts + 1h`. A value for bar `ts` uses only bars with
+  open time `<= ts` and articles published before `ts + 1h` (no leakage).
+- Windows count bars of the symbol's own series. A feature whose window is not full yet is null (never 0);
+  the training set keeps only rows where all 16 features and both labels are present.
+- Indicators come from `ta` 0.11 (ATR is a vectorised re-implementation of `ta`'s formula, equal to it
+  within 1e-12). Partitions read 14 days of look-back so values equal a whole-history computation
+  within 1e-6 relative (7 days are not enough for MACD and the EMA ratio).
+"""
+
+
+def feature_catalogue_document() -> str:
+    """docs/features.md: the catalogue with a short introduction."""
+    return f"{_DOCUMENT_INTRO}\n{feature_catalogue_markdown()}\n"
+
+
+if __name__ == "__main__":
+    print(feature_catalogue_document(), end="")
