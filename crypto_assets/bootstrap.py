@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -40,6 +42,39 @@ def _check_results(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, bo
         )
         for evaluation in result.get_asset_check_evaluations()
     ]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_abandoned_runs(instance: dg.DagsterInstance, echo: Callable[[str], None]) -> list[str]:
+    """Mark bootstrap runs whose process died (e.g. kill -9) as failed and free their pool slots.
+
+    The bootstrap executes in this process, so no run launcher watches it; a killed process would leave
+    its run STARTED forever and keep the `duckdb` pool slot, blocking every later run.
+    """
+    recovered = []
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={"crypto_assets/host": socket.gethostname()},
+        )
+    )
+    for run in runs:
+        pid = int(run.tags.get("crypto_assets/pid", "0"))
+        if pid and not _process_alive(pid):
+            instance.report_run_failed(run, message=f"the bootstrap process {pid} died without finishing the run")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            recovered.append(run.run_id)
+            echo(f"  marked abandoned run {run.run_id} (process {pid} is gone) as failed and freed its pool slot")
+    return recovered
 
 
 def _root_cause(error: object) -> str:
@@ -84,6 +119,7 @@ def run_bootstrap(
     echo(f"  instance   {dagster_home}/dagster.yaml")
     echo(f"  prices     {' -> '.join(settings.price_providers)}   news {', '.join(settings.news_providers)}")
     instance = dg.DagsterInstance.get()
+    recover_abandoned_runs(instance, echo)
     job = defs.resolve_job_def("bootstrap")
     result = job.execute_in_process(
         instance=instance,
@@ -91,6 +127,8 @@ def run_bootstrap(
             "dagster/asset_partition_range_start": start.isoformat(),
             "dagster/asset_partition_range_end": end.isoformat(),
             "crypto_assets/command": "bootstrap",
+            "crypto_assets/host": socket.gethostname(),
+            "crypto_assets/pid": str(os.getpid()),
         },
         run_config={
             "resources": {"universe": {"config": {"symbols": list(symbols)}}},
