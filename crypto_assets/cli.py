@@ -94,6 +94,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     day_range = resolve_range(args.days, args.start, args.end)
     settings = load_settings()
     symbols = parse_symbols(args.symbols) if args.symbols is not None else settings.symbols
+    from crypto_assets.alerts import webhook_url
+
+    webhook_url()  # a malformed CRYPTO_ASSETS_ALERT_WEBHOOK is bad input too: refused before anything runs
     home = _dagster_home()
     from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
 

@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 
 from crypto_assets.config import load_settings
 from crypto_assets.symbols import parse_symbols, validate_symbol
+from crypto_assets.transforms.training import SPLITS
 from crypto_assets.warehouse import exports_dir
 
-SPLITS = ("train", "valid", "test")
 _BUILD_HINT = "build it with `crypto-assets demo` (offline) or `crypto-assets bootstrap`"
 
 Filter = tuple[str, str, object]

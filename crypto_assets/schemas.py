@@ -19,27 +19,11 @@ import pandera.pandas as pa
 from pandas.api.types import is_float_dtype
 from pandera.typing import Series
 
-# The 16 features of features.md, in its order.
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "rsi_14",
-    "macd_hist_norm",
-    "bb_pct_b",
-    "atr_14_pct",
-    "ema_ratio_12_26",
-    "log_return_1h",
-    "realized_vol_24h",
-    "volume_zscore_24h",
-    "vwap_dev_24h",
-    "btc_corr_24h",
-    "btc_rel_strength_24h",
-    "sentiment_mean_24h",
-    "news_volume_24h",
-    "sentiment_momentum_6h",
-    "hour_sin",
-    "hour_cos",
-)
-LABEL_COLUMNS: tuple[str, ...] = ("target_log_return_1h", "target_up_1h")
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
+from crypto_assets.transforms.features import FEATURE_NAMES
+from crypto_assets.transforms.training import SPLITS
+
+# The 16 features of features.md in its order (labels and splits too) are defined once, by the code making them.
+FEATURE_COLUMNS: tuple[str, ...] = FEATURE_NAMES
 # ``symbol`` value of a quality.partition_scores row that scores the whole universe.
 ALL_SYMBOLS = "*"
 

@@ -61,10 +61,12 @@ def connect(
                     f"warehouse {path} stayed locked by another process for {lock_timeout_s:.0f} s: "
                     "close other DuckDB sessions on it (notebooks should use load_training_table)"
                 ) from exc
-            raise ConfigError(
-                f"cannot open warehouse {path}: {str(exc).splitlines()[0]} "
-                "(not a DuckDB file? move it away or set CRYPTO_ASSETS_DUCKDB)"
-            ) from exc
+            hint = (
+                "not a DuckDB file? move it away or set CRYPTO_ASSETS_DUCKDB"
+                if path.is_file()
+                else "check the path and its folder's permissions, or set CRYPTO_ASSETS_DUCKDB"
+            )
+            raise ConfigError(f"cannot open warehouse {path}: {str(exc).splitlines()[0]} ({hint})") from exc
     try:
         conn.execute("SET TimeZone = 'UTC'")
         yield conn
@@ -93,6 +95,14 @@ def _scope_sql(scope: dict[str, Sequence[str]] | None) -> tuple[str, list[object
         clauses.append(f" AND {column} IN (SELECT unnest(?))")
         params.append(list(values))
     return "".join(clauses), params
+
+
+def _insert(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    conn.register("incoming_rows", frame)
+    conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
+    conn.unregister("incoming_rows")
 
 
 def replace_rows(
@@ -132,10 +142,7 @@ def replace_rows(
                 f"DELETE FROM {table} WHERE {time_column} >= ? AND {time_column} < ?{scope_sql}",
                 [start, end, *scope_params],
             )
-        if not frame.empty:
-            conn.register("incoming_rows", frame)
-            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
-            conn.unregister("incoming_rows")
+        _insert(conn, table, frame)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -149,9 +156,7 @@ def replace_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFra
     try:
         ensure_table(conn, table)
         conn.execute(f"DELETE FROM {table}")
-        conn.register("incoming_rows", frame)
-        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
-        conn.unregister("incoming_rows")
+        _insert(conn, table, frame)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

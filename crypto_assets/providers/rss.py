@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +27,11 @@ from crypto_assets.providers.prices import bad_body, epoch_seconds
 log = logging.getLogger("crypto_assets.providers.news")
 
 
+# The closing tag of an RSS 2.0, Atom or RSS 1.0 (RDF) document at the end of the body, where only whitespace
+# and comments may follow (WordPress caching plugins append an HTML comment after </rss>).
+_FEED_END = re.compile(r"</(?:rss|feed|rdf:rdf)\s*>(?:\s|<!--.*?-->)*$", re.IGNORECASE | re.DOTALL)
+
+
 def _check_feed_text(text: str) -> None:
     head = text.lstrip()[:512].lower()
     if not head:
@@ -33,6 +39,11 @@ def _check_feed_text(text: str) -> None:
     if head.startswith(("<!doctype html", "<html")):
         raise bad_body(
             "rss", f"HTML page where a feed was expected (first 80 chars: {text.strip()[:80]})", retryable=True
+        )
+    # A body cut short still parses (feedparser is lenient) and would silently lose the items after the cut.
+    if not _FEED_END.search(text[-4096:]):
+        raise bad_body(
+            "rss", f"truncated feed: no closing root tag (last 80 chars: {text.strip()[-80:]})", retryable=True
         )
 
 
