@@ -16,6 +16,7 @@ from pathlib import Path
 
 from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings
 from crypto_assets.errors import ConfigError
+from crypto_assets.replay.server import add_arguments as add_replay_arguments
 from crypto_assets.symbols import parse_symbols
 
 PARTITIONS_START = date(2022, 1, 1)
@@ -115,9 +116,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_replay_server(args: argparse.Namespace) -> int:
-    from crypto_assets.replay.server import main as replay_main
+    from crypto_assets.replay.server import run
 
-    return replay_main(args.replay_args)
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay-server",
         help="serve the bundled real data over HTTP in each provider's API format (offline use and tests)",
-        add_help=False,
+        description="Serve the bundled real data over HTTP in each provider's API format, with optional faults.",
     )
-    replay.add_argument("replay_args", nargs=argparse.REMAINDER)
+    add_replay_arguments(replay)
     replay.set_defaults(func=cmd_replay_server)
     return parser
 

@@ -96,3 +96,39 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("bootstrap", "demo", "replay-server"):
         assert command in out
+
+
+def test_replay_server_command_serves_the_bundled_data(tmp_path):
+    """`crypto-assets replay-server` as a user starts it: a real process on a free port, queried over HTTP."""
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crypto_assets", "replay-server", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                body = requests.get(
+                    f"http://127.0.0.1:{port}/binance/api/v3/klines",
+                    params={"symbol": "BTCUSDT", "interval": "1h", "startTime": 1651622400000, "limit": 1},
+                    timeout=2,
+                ).json()
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        assert body[0][:5] == [1651622400000, "37728.95000000", "37943.66000000", "37670.00000000", "37902.06000000"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert f"export CRYPTO_ASSETS_BINANCE_URL=http://127.0.0.1:{port}/binance" in out

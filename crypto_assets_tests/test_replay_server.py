@@ -486,3 +486,30 @@ def test_main_serves_until_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_aliases_serve_a_bundled_symbols_bars_under_another_name():
+    """Benchmark-only option: every price provider serves BTC's bars under ZZ01 too, through the real clients."""
+    from crypto_assets.providers.prices import make_price_client
+
+    start, end = datetime(2022, 6, 1, tzinfo=UTC), datetime(2022, 6, 3, tzinfo=UTC)
+    with ReplayServer(aliases={"ZZ01": "BTC"}) as srv:
+        for provider in ("binance", "coinbase", "cryptocompare", "kraken"):
+            client = make_price_client(provider, srv.base_url(provider))
+            alias = client.fetch_hourly("ZZ01", start, end, now=srv.clock)
+            real = client.fetch_hourly("BTC", start, end, now=srv.clock)
+            if provider == "kraken":  # only the latest 720 hours exist at Kraken
+                assert alias.empty and real.empty
+                alias = client.fetch_hourly("ZZ01", datetime(2022, 7, 30, tzinfo=UTC), srv.clock, now=srv.clock)
+                real = client.fetch_hourly("BTC", datetime(2022, 7, 30, tzinfo=UTC), srv.clock, now=srv.clock)
+            assert len(alias) > 0 and set(alias["symbol"]) == {"ZZ01"}, provider
+            pd.testing.assert_frame_equal(alias.drop(columns="symbol"), real.drop(columns="symbol"))
+    with ReplayServer() as plain, requests.Session() as session:
+        assert klines(plain, session, symbol="ZZ01USDT").json()["code"] == -1121  # unknown without the alias
+    for aliases, message in (
+        ({"BTC": "ETH"}, "hide the bundled"),
+        ({"ZZ01": "DOGE"}, "not a bundled"),
+        ({"z": "BTC"}, "malformed"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            ReplayServer(aliases=aliases)

@@ -44,7 +44,7 @@ from crypto_assets.replay.faults import (
     junk,
     shuffle_rows,
 )
-from crypto_assets.symbols import provider_symbol
+from crypto_assets.symbols import provider_symbol, validate_symbol
 
 DEFAULT_PORT = 8765
 DEFAULT_CLOCK = WINDOW_END  # 2022-08-02T00:00:00Z: every bundled bar is closed
@@ -147,6 +147,19 @@ def _series() -> dict[str, _Series]:
         values = frame[["open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
         series[str(symbol)] = _Series(opens, values)
     return series
+
+
+def _with_aliases(series: dict[str, _Series], aliases: Mapping[str, str]) -> dict[str, _Series]:
+    """``series`` plus each alias serving its bundled symbol's bars (the cached dict is not modified)."""
+    result = dict(series)
+    for alias, target in aliases.items():
+        validate_symbol(alias)
+        if alias in series:
+            raise ConfigError(f"alias {alias!r} would hide the bundled symbol {alias}: choose another name")
+        if target not in series:
+            raise ConfigError(f"alias {alias!r}: {target!r} is not a bundled symbol ({', '.join(series)})")
+        result[alias] = series[target]
+    return result
 
 
 @lru_cache(maxsize=1)
@@ -324,7 +337,11 @@ class ReplayServer:
         clock: datetime | None = None,
         *,
         log_requests: bool = False,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
+        """``aliases`` (benchmark-only) maps extra symbols to bundled ones, e.g. ``{"ZZ01": "BTC"}``: every
+        provider then serves the BTC bars under ZZ01 too, so benchmarks can scale the universe past the
+        six bundled symbols. The bars are the bundled symbol's, so never mistake them for real data."""
         self.host = host
         self.port = port
         self.log_requests = log_requests
@@ -339,7 +356,7 @@ class ReplayServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         # Load (and cache) the bundled data up front so the first request is as fast as the others.
-        self._series = _series()
+        self._series = _with_aliases(_series(), aliases or {})
         self._news = _news_index()
 
     # -- lifecycle
