@@ -33,6 +33,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -312,7 +313,12 @@ def measure(
         spawned = time.time()
         began = time.monotonic()
         proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, reaped here
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, reaped here
+        except BaseException:  # Ctrl-C / SIGTERM: do not leave the child running
+            proc.kill()
+            proc.wait()
+            raise
         wall = time.monotonic() - began
         exited = time.time()
         busy, own = system_busy_seconds() - busy_before, _own_cpu_seconds() - own_before
@@ -640,7 +646,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PCT",
         help="before each measurement wait until the machine is PCT%% idle (default %(default)s; 0: never wait)",
     )
-    parser.add_argument("--wait-max", type=float, default=300.0, help="longest wait for idle, s (default %(default)s)")
+    parser.add_argument("--wait-max", type=float, default=120.0, help="longest wait for idle, s (default %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temp instances, warehouses and logs")
     parser.add_argument("--child", choices=("prices", "floor"), help=argparse.SUPPRESS)
@@ -655,8 +661,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # clean up (temp dirs, the running child) on kill as on Ctrl-C
     if args.child == "prices":
         return child_prices(args.start, args.end)
     if args.child == "floor":

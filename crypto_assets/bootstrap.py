@@ -11,7 +11,8 @@ from pathlib import Path
 import dagster as dg
 
 from crypto_assets import warehouse as wh
-from crypto_assets.config import Settings
+from crypto_assets.config import REPO_ROOT, Settings
+from crypto_assets.errors import ConfigError
 
 SUMMARY_TABLES = (
     "raw.prices",
@@ -25,10 +26,35 @@ SUMMARY_TABLES = (
 )
 
 
-def _check_warehouse_openable(path: Path) -> None:
-    """Fail fast (ConfigError, exit 2) on an unwritable folder or a file that is not a DuckDB database."""
-    with wh.connect(path, lock_timeout_s=5):
-        pass
+def _check_warehouse_openable(path: Path, echo: Callable[[str], None]) -> None:
+    """Fail fast (ConfigError, exit 2) on an unwritable folder or a file that is not a DuckDB database.
+
+    A file locked by another writer is fine: the run's steps wait for it (and for the `duckdb` pool).
+    """
+    try:
+        with wh.connect(path, lock_timeout_s=2):
+            pass
+    except wh.WarehouseLocked:
+        echo("  the warehouse is in use by another process: this run's steps will wait for it")
+
+
+def _open_instance(home: Path) -> dg.DagsterInstance:
+    try:
+        return dg.DagsterInstance.get()
+    except Exception as exc:  # storage unreachable, bad dagster.yaml, missing env var: a config problem
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"cannot open the Dagster instance at {home}/dagster.yaml: {first_line} "
+            "(check DAGSTER_HOME and, for PostgreSQL, DAGSTER_PG_HOST/PORT/USER/DB)"
+        ) from None
+
+
+def _ui_hint(home: Path) -> str:
+    if home == REPO_ROOT:
+        return "make ui"
+    if home == REPO_ROOT / "deploy" / "postgres":
+        return "make ui-postgres"
+    return f"DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml"
 
 
 def _check_results(result: dg.ExecuteInProcessResult) -> list[tuple[str, str, bool, str, str]]:
@@ -110,7 +136,7 @@ def run_bootstrap(
     *,
     echo: Callable[[str], None] = print,
 ) -> int:
-    _check_warehouse_openable(settings.duckdb_path)
+    _check_warehouse_openable(settings.duckdb_path, echo)
     from crypto_assets.definitions import defs
 
     days = (end - start).days + 1
@@ -118,7 +144,7 @@ def run_bootstrap(
     echo(f"  warehouse  {settings.duckdb_path}")
     echo(f"  instance   {dagster_home}/dagster.yaml")
     echo(f"  prices     {' -> '.join(settings.price_providers)}   news {', '.join(settings.news_providers)}")
-    instance = dg.DagsterInstance.get()
+    instance = _open_instance(dagster_home)
     recover_abandoned_runs(instance, echo)
     job = defs.resolve_job_def("bootstrap")
     result = job.execute_in_process(
@@ -129,6 +155,8 @@ def run_bootstrap(
             "crypto_assets/command": "bootstrap",
             "crypto_assets/host": socket.gethostname(),
             "crypto_assets/pid": str(os.getpid()),
+            # Run monitoring may cap run time; a long backfill must not be cancelled while it writes.
+            "dagster/max_runtime": str(3600 + 120 * days),
         },
         run_config={
             "resources": {"universe": {"config": {"symbols": list(symbols)}}},
@@ -149,6 +177,6 @@ def run_bootstrap(
     _summarise(settings.duckdb_path, echo)
     echo(f"DuckDB file: {settings.duckdb_path}")
     echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")
-    echo("open the UI: make ui   (then http://127.0.0.1:3000: assets, lineage, this run)")
+    echo(f"open the UI: {_ui_hint(dagster_home)}   (then http://127.0.0.1:3000: assets, lineage, this run)")
     blocking_failed = [c for c in failed_checks if c[3] == "ERROR"]
     return 0 if result.success and not blocking_failed else 1

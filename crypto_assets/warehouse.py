@@ -26,6 +26,10 @@ from crypto_assets.schemas import duckdb_ddl
 Window = tuple[datetime, datetime]
 
 
+class WarehouseLocked(RuntimeError):
+    """Another process held the DuckDB file for longer than we were willing to wait."""
+
+
 def _check_path(path: Path) -> None:
     if path.exists() and path.is_dir():
         raise ConfigError(f"warehouse path {path} is a directory: point CRYPTO_ASSETS_DUCKDB at a file")
@@ -57,7 +61,7 @@ def connect(
                 delay = min(delay * 2, 1.0)
                 continue
             if locked:
-                raise RuntimeError(
+                raise WarehouseLocked(
                     f"warehouse {path} stayed locked by another process for {lock_timeout_s:.0f} s: "
                     "close other DuckDB sessions on it (notebooks should use load_training_table)"
                 ) from exc

@@ -2,14 +2,14 @@
 
 Nothing is mocked. A real ``dagster-webserver`` and ``dagster-daemon`` (the daemon dequeues runs launched from the
 UI: dagster.yaml uses the queued run coordinator) serve a byte copy of the session's demo instance and warehouse,
-so the run this test launches never changes what other tests see. The code location gets the demo environment,
-so its resources point at the copied warehouse and the session replay server (the network is closed: a run that
-reached a public provider would fail). The two schedules are stopped in the copy first: an hourly tick during the
-test would start a refresh run competing for the warehouse pool.
+so the run launched here never changes what other tests see. The code location gets the demo environment: its
+resources point at the copied warehouse and at the session replay server (the network is closed, so a run that
+tried a public provider would fail). Both schedules are stopped in the copy first: an hourly tick during the test
+would start a refresh run that competes for the warehouse pool.
 
-Screenshots (and the webserver/daemon logs) are written to ``artifacts/ui/``. Set
-``CRYPTO_ASSETS_UPDATE_DOCS_IMAGES=1`` to also refresh ``docs/images/asset_graph.png`` (the README's picture).
-Needs Debian's Chromium (``apt-get install -y chromium``); never ``playwright install``.
+Screenshots, timings and the webserver/daemon logs go to ``artifacts/ui/``. ``CRYPTO_ASSETS_UPDATE_DOCS_IMAGES=1``
+also refreshes ``docs/images/asset_graph.png`` (the README's picture). Needs Debian's Chromium
+(``apt-get update && apt-get install -y chromium``); never ``playwright install``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from crypto_assets_tests.conftest import DEMO_END, DEMO_START, PipelineEnv
 ARTIFACTS = REPO_ROOT / "artifacts" / "ui"
 DOCS_IMAGE = REPO_ROOT / "docs" / "images" / "asset_graph.png"
 VENV_BIN = Path(sys.executable).parent
+INSTALL_HINT = "apt-get update && apt-get install -y chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -48,9 +50,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-INSTALL_HINT = "apt-get update && apt-get install -y chromium"
 
-# What the brief of the UI promises at least; the full expectation comes from the definitions themselves.
+# What the UI must show at least; the full expectation is read from the definitions.
 MINIMUM_ASSET_GROUPS = {
     "raw/prices": "ingestion",
     "raw/news": "ingestion",
@@ -63,11 +64,13 @@ MINIMUM_ASSET_GROUPS = {
 PRICES = "raw/prices"
 LAUNCH_PARTITION = "2022-05-10"
 DEMO_DAYS = (date.fromisoformat(DEMO_END) - date.fromisoformat(DEMO_START)).days + 1
-# The graph screenshot: a 1400 x 900 graph pane once the navigation and the asset sidebar are hidden.
-GRAPH_VIEWPORT = {"width": 1468, "height": 1004}
+# Wide enough that zoom-to-fit keeps the detailed asset cards (Dagster draws bare names below scale 0.6) once the
+# navigation and the asset sidebar are hidden; tall enough for the whole graph below the graph's toolbar.
+GRAPH_VIEWPORT = {"width": 1468, "height": 1100}
 PAGE_VIEWPORT = {"width": 1400, "height": 900}
-RUN_TIMEOUT_S = 300
 UI_TIMEOUT_MS = 30_000
+SERVER_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 300
 
 
 def _find_chromium() -> str | None:
@@ -79,9 +82,9 @@ def _find_chromium() -> str | None:
 
 CHROMIUM = _find_chromium()
 if CHROMIUM is None and os.environ.get("CRYPTO_ASSETS_REQUIRE_UI_TEST") == "1":
-    raise RuntimeError(f"CRYPTO_ASSETS_REQUIRE_UI_TEST=1 but Chromium is not installed: {INSTALL_HINT}")
+    raise RuntimeError(f"CRYPTO_ASSETS_REQUIRE_UI_TEST=1 but Chromium is not installed; run: {INSTALL_HINT}")
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed (pip install -e .[dev])")
+sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is missing: pip install -e '.[dev]'")
 expect = sync_api.expect
 
 pytestmark = [
@@ -89,14 +92,14 @@ pytestmark = [
     pytest.mark.skipif(
         CHROMIUM is None,
         reason=(
-            "!!! UI TEST SKIPPED: Chromium not found at /usr/bin/chromium or on PATH. "
-            f"Install Debian's browser with `{INSTALL_HINT}` (never `playwright install`)."
+            "!!! UI TEST SKIPPED: no Chromium at /usr/bin/chromium or on PATH. "
+            f"Install Debian's browser: `{INSTALL_HINT}` (never `playwright install`)."
         ),
     ),
 ]
 
 
-# ------------------------------------------------------------------------------------------------ services
+# ------------------------------------------------------------------------------------------------ processes
 
 
 def _free_port() -> int:
@@ -111,19 +114,21 @@ def _tail(path: Path, chars: int = 4000) -> str:
 
 @contextmanager
 def _service(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A long-running process in its own process group, stopped with its children (code servers, run workers)."""
+    """A process in its own process group; stopping the group also stops its code servers and run workers."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield proc
         finally:
-            for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            for sig, grace_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
                 try:
                     os.killpg(proc.pid, sig)
                 except ProcessLookupError:
                     break
                 try:
-                    proc.wait(timeout=wait_s)
+                    proc.wait(timeout=grace_s)
                     break
                 except subprocess.TimeoutExpired:
                     continue
@@ -152,9 +157,8 @@ class GraphQL:
         return body["data"]
 
 
-def _wait_until_serving(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_until_serving(base: str, gql: GraphQL, proc: subprocess.Popen[bytes], log: Path) -> None:
     """/server_info answers and the code location is LOADED (a load error fails at once, with its message)."""
-    gql = GraphQL(base)
 
     def location_loaded() -> bool:
         if proc.poll() is not None:
@@ -162,30 +166,29 @@ def _wait_until_serving(base: str, proc: subprocess.Popen[bytes], log: Path) -> 
         try:
             if requests.get(f"{base}/server_info", timeout=5).status_code != 200:
                 return False
-            data = gql(
-                """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+            entries = gql(
+                """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
                      locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-            )
+            )["workspaceOrError"].get("locationEntries", [])
         except requests.RequestException:
             return False
-        entries = data["workspaceOrError"].get("locationEntries") or []
         for entry in entries:
             loaded = entry["locationOrLoadError"]
             if loaded and loaded["__typename"] == "PythonError":
                 raise AssertionError(f"code location {entry['name']} failed to load: {loaded['message']}")
-        return any(e["name"] == "crypto_assets" and e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
+        return any(e["name"] == "crypto_assets" and e["loadStatus"] == "LOADED" for e in entries)
 
-    _wait_for(location_loaded, 120, "dagster-webserver to serve the crypto_assets code location")
+    _wait_for(location_loaded, SERVER_TIMEOUT_S, "dagster-webserver to serve the crypto_assets code location")
 
 
 def _stop_schedules(gql: GraphQL) -> list[str]:
-    data = gql(
+    schedules = gql(
         """{ schedulesOrError(repositorySelector: {repositoryName: "__repository__",
                                                    repositoryLocationName: "crypto_assets"}) {
-             __typename ... on Schedules { results { name scheduleState { id status } } } } }"""
-    )
+             ... on Schedules { results { name scheduleState { id status } } } } }"""
+    )["schedulesOrError"]["results"]
     stopped = []
-    for schedule in data["schedulesOrError"]["results"]:
+    for schedule in schedules:
         if schedule["scheduleState"]["status"] == "RUNNING":
             result = gql(
                 """mutation($id: String) { stopRunningSchedule(id: $id) { __typename
@@ -201,38 +204,284 @@ def _isolated_copy(demo: PipelineEnv, root: Path) -> dict[str, str]:
     """The demo's instance and warehouse, copied: the UI may launch runs and stop schedules without side effects."""
     home = root / "dagster_home"
     shutil.copytree(demo.dagster_home, home)
-    warehouse = root / demo.duckdb_path.name
     for source in demo.duckdb_path.parent.glob(demo.duckdb_path.name + "*"):  # the file and a possible .wal
         shutil.copy2(source, root / source.name)
-    return {**demo.env, "DAGSTER_HOME": str(home), "CRYPTO_ASSETS_DUCKDB": str(warehouse)}
+    return {**demo.env, "DAGSTER_HOME": str(home), "CRYPTO_ASSETS_DUCKDB": str(root / demo.duckdb_path.name)}
 
 
 # ------------------------------------------------------------------------------------------------ expectations
 
 
-def _definitions() -> tuple[dict[str, str], list[str], list[str], list[str]]:
-    """From the code, not the UI: asset -> group, raw/prices' checks, its blocking checks, its columns."""
+@dataclass
+class Expected:
+    """What the UI must show, read from the code (not from the UI) and from the demo bootstrap."""
+
+    groups: dict[str, str]  # asset key -> group
+    prices_checks: dict[str, tuple[bool, str]]  # check name -> (blocking, description)
+    prices_columns: list[str]
+    bootstrap_run: str
+
+
+def _expected(demo: PipelineEnv) -> Expected:
     import dagster as dg
 
     from crypto_assets.definitions import defs
     from crypto_assets.schemas import dagster_table_schema
 
     graph = defs.resolve_asset_graph()
-    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     prices = dg.AssetKey.from_user_string(PRICES)
-    checks = sorted(key for key in graph.asset_check_keys if key.asset_key == prices)
-    blocking = [key.name for key in checks if graph.get_check_spec(key).blocking]
-    columns = [column.name for column in dagster_table_schema("raw.prices").columns]
-    return groups, [key.name for key in checks], blocking, columns
+    checks = {}
+    for key in sorted(graph.asset_check_keys, key=lambda k: k.name):
+        if key.asset_key == prices:
+            spec = graph.get_check_spec(key)
+            checks[key.name] = (spec.blocking, spec.description or "")
+    found = re.search(r"^run ([0-9a-f-]{36}): SUCCESS$", demo.output, re.MULTILINE)  # type: ignore[attr-defined]
+    assert found, "the demo bootstrap did not print `run <id>: SUCCESS`"
+    return Expected(
+        groups={key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()},
+        prices_checks=checks,
+        prices_columns=[column.name for column in dagster_table_schema("raw.prices").columns],
+        bootstrap_run=found.group(1),
+    )
 
 
-def _name_pattern(name: str) -> re.Pattern[str]:
+# ------------------------------------------------------------------------------------------------ the test
+
+
+def test_ui_shows_the_demo_and_launches_one_partition(demo_pipeline: PipelineEnv, tmp_path: Path) -> None:
+    expected = _expected(demo_pipeline)
+    assert MINIMUM_ASSET_GROUPS.items() <= expected.groups.items(), expected.groups
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    env = _isolated_copy(demo_pipeline, tmp_path)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    gql = GraphQL(base)
+    web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
+    webserver = [str(VENV_BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    daemon = [str(VENV_BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    try:
+        with _service(webserver, env, web_log) as web_proc:
+            _wait_until_serving(base, gql, web_proc, web_log)
+            timings["webserver ready"] = time.monotonic() - started
+            assert {"hourly_refresh", "daily_finalize"} <= set(_stop_schedules(gql))
+            with _service(daemon, env, daemon_log), sync_api.sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    UI(browser, base, gql, expected).run_all(timings)
+                finally:
+                    browser.close()
+    finally:
+        timings["total"] = time.monotonic() - started
+        report = "\n".join(f"{name:<30} {seconds:6.1f} s" for name, seconds in timings.items())
+        (ARTIFACTS / "timings.txt").write_text(report + "\n")
+        print(report)
+        for log in (web_log, daemon_log):
+            if log.exists():
+                shutil.copy(log, ARTIFACTS / log.name)
+
+
+class UI:
+    """One browser page over the webserver; each ``check_*`` visits a page, asserts, and saves a screenshot."""
+
+    def __init__(self, browser: Any, base: str, gql: GraphQL, expected: Expected) -> None:
+        self.context = browser.new_context(viewport=GRAPH_VIEWPORT)
+        self.context.set_default_timeout(UI_TIMEOUT_MS)
+        expect.set_options(timeout=UI_TIMEOUT_MS)
+        self.page = self.context.new_page()
+        # A fresh instance greets its first visitor with a newsletter modal: skip it whenever it shows up.
+        self.page.add_locator_handler(
+            self.page.get_by_text("Join the Dagster community"),
+            lambda: self.page.get_by_role("button", name="Skip").click(),
+        )
+        self.base, self.gql, self.expected = base, gql, expected
+
+    def run_all(self, timings: dict[str, float]) -> None:
+        steps = [
+            ("asset graph", self.check_asset_graph),
+            ("asset catalog", self.check_catalog),
+            ("raw/prices partitions", self.check_prices_partitions),
+            ("raw/prices checks", self.check_prices_checks),
+            ("raw/prices columns", self.check_prices_columns),
+            ("runs", self.check_runs),
+            ("launch 1 partition + run", self.launch_one_partition),
+        ]
+        try:
+            for name, step in steps:
+                started = time.monotonic()
+                step()
+                timings[name] = time.monotonic() - started
+        except Exception:
+            self.page.screenshot(path=ARTIFACTS / "failure.png")
+            raise
+        finally:
+            self.context.close()
+
+    def goto(self, path: str) -> Any:
+        self.page.goto(f"{self.base}{path}")
+        return self.page
+
+    def shot(self, name: str, **options: Any) -> None:
+        self.page.screenshot(path=ARTIFACTS / f"{name}.png", **options)
+
+    # -------------------------------------------------------------------------------------------- pages
+
+    def check_asset_graph(self) -> None:
+        page = self.goto("/asset-groups")
+        graph = page.locator("[data-svg-viewport]")
+        groups = sorted(set(self.expected.groups.values()))
+        for group in groups:  # collapsed group boxes first
+            expect(graph.get_by_text(group, exact=True).first).to_be_visible()
+        page.get_by_role("button", name="Hide navigation").click()
+        graph.get_by_role("button", name="settings").click()
+        expand = page.get_by_role("menuitem", name="Expand all groups")
+        expect(expand.or_(page.get_by_role("menuitem", name="Collapse all groups"))).to_be_visible()
+        if expand.is_visible():
+            expand.click()
+        page.keyboard.press("Escape")
+        page.get_by_role("button", name="panel_show_right").click()  # hide the "Jump to…" asset sidebar
+        box = graph.bounding_box()
+        assert box is not None
+        page.mouse.dblclick(box["x"] + 15, box["y"] + box["height"] - 15)  # on the background: zoom to fit
+        for key in self.expected.groups:
+            expect(graph.get_by_text(_node_name(key.split("/")[-1])).first).to_be_visible()
+        for group in groups:
+            expect(graph.get_by_text(group, exact=True).first).to_be_visible()
+        _wait_still(graph.get_by_text(_node_name("training_set")).first)
+        self.shot("asset_graph", clip=_frame_graph(page, graph))
+        if os.environ.get("CRYPTO_ASSETS_UPDATE_DOCS_IMAGES") == "1":
+            DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ARTIFACTS / "asset_graph.png", DOCS_IMAGE)
+        page.set_viewport_size(PAGE_VIEWPORT)
+
+    def check_catalog(self) -> None:
+        page = self.goto("/assets")
+        for key, group in self.expected.groups.items():
+            expect(page.locator(f'a[href="/assets/{key}"]')).to_be_visible()
+            # Each row links its group as /asset-groups~group:"<group>"/<url-encoded key>.
+            in_group = page.locator(f'a[href$="/{quote(key, safe="")}"]').filter(has_text=re.compile(rf"^{group}$"))
+            expect(in_group).to_be_visible()
+        self.shot("asset_catalog")
+
+    def check_prices_partitions(self) -> None:
+        page = self.goto(f"/assets/{PRICES}?view=partitions")
+        expect(page.get_by_text(f"Materialized ({DEMO_DAYS})", exact=True)).to_be_visible()
+        expect(page.get_by_text("Failed (0)", exact=True)).to_be_visible()
+        page.get_by_placeholder("Filter by name…").fill(LAUNCH_PARTITION)
+        page.get_by_text(LAUNCH_PARTITION, exact=True).first.click()
+        expect(page).to_have_url(re.compile(rf"[?&]partition={LAUNCH_PARTITION}"))
+        expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
+        expect(page.get_by_role("link", name=self.expected.bootstrap_run[:8])).to_be_visible()  # written by it
+        self.shot("prices_partitions")
+
+    def check_prices_checks(self) -> None:
+        page = self.goto(f"/assets/{PRICES}?view=checks")
+        checks = self.expected.prices_checks
+        expect(page.get_by_text(f"Checks ({len(checks)})", exact=True)).to_be_visible()
+        for name, (blocking, _) in checks.items():
+            expect(page.get_by_text(name, exact=True).first).to_be_visible()
+            if blocking:  # a failed blocking check would have failed the bootstrap run
+                expect(page.locator("span", has_text=name).filter(has_text="Succeeded").first).to_be_visible()
+        page.get_by_text("ohlc_consistency", exact=True).first.click()
+        expect(page.get_by_text(checks["ohlc_consistency"][1], exact=True)).to_be_visible()
+        expect(page.get_by_text("blocking", exact=True).first).to_be_visible()  # "This is a blocking asset check."
+        expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
+        self.shot("prices_checks")
+
+    def check_prices_columns(self) -> None:
+        page = self.goto(f"/assets/{PRICES}?view=overview")
+        table = page.locator("table").filter(has_text="Column name")
+        expect(table.locator("tr td:first-child")).to_have_text(["Column name", *self.expected.prices_columns])
+        provider = table.locator("tr").filter(has=page.get_by_text("provider", exact=True))
+        expect(provider).to_contain_text("VARCHAR")
+        expect(provider).to_contain_text("price provider that served the bar")
+        table.scroll_into_view_if_needed()
+        self.shot("prices_columns")
+
+    def check_runs(self) -> None:
+        page = self.goto("/runs")
+        expect(page.get_by_role("link", name=self.expected.bootstrap_run[:8])).to_be_visible()
+        expect(page.get_by_text("bootstrap", exact=True).first).to_be_visible()
+        self.shot("runs")
+        self.expect_successful_run(self.expected.bootstrap_run)
+
+    def expect_successful_run(self, run_id: str) -> None:
+        """The run is listed under the runs page's "status is Success" filter."""
+        page = self.goto("/runs?q[]=status:SUCCESS")
+        expect(page.get_by_text("Status is")).to_be_visible()
+        expect(page.get_by_role("link", name=run_id[:8])).to_be_visible()
+
+    def launch_one_partition(self) -> None:
+        page = self.goto(f"/assets/{PRICES}")
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.get_by_role("dialog")
+        # The dialog opens on the last 90 days (all missing here); the demo days are years older.
+        dialog.get_by_text("Show all partitions").click()
+        expect(dialog.get_by_role("button", name=re.compile("^All time"))).to_be_visible()
+        selection = dialog.locator("input[type=text]").first
+        selection.fill(LAUNCH_PARTITION)
+        selection.press("Enter")
+        expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+        launch = dialog.get_by_role("button", name="Launch 1 run")
+        expect(launch).to_be_enabled()
+        self.shot("launch_dialog")
+        launch.click()
+        toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+        expect(toast).to_be_visible()
+        short_id = toast.inner_text().split()[-1]
+
+        run = self.wait_for_run(short_id)
+        assert run["status"] == "SUCCESS", f"run {run['runId']} ended {run['status']}; see {ARTIFACTS}/daemon.log"
+        assert {"key": "dagster/partition", "value": LAUNCH_PARTITION} in run["tags"]
+        materialized = {("/".join(m["assetKey"]["path"]), m["partition"]) for m in run["assetMaterializations"]}
+        assert materialized == {(PRICES, LAUNCH_PARTITION)}, materialized
+
+        page = self.goto(f"/runs/{run['runId']}")
+        expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+        expect(page.get_by_text(f"partition: {LAUNCH_PARTITION}")).to_be_visible()
+        expect(page.get_by_text("RUN_SUCCESS", exact=True).first).to_be_visible()
+        self.shot("launched_run")
+
+        page = self.goto(f"/assets/{PRICES}?view=partitions&partition={LAUNCH_PARTITION}")
+        expect(page.get_by_role("link", name=short_id)).to_be_visible()  # now the partition's latest writer
+        self.expect_successful_run(run["runId"])
+        page = self.goto("/runs")
+        expect(page.get_by_role("link", name=short_id)).to_be_visible()
+        self.shot("runs_after_launch")
+
+    def wait_for_run(self, short_id: str) -> dict[str, Any]:
+        """The launched run once it ends: queued, dequeued by the daemon, executed by a run worker it spawns."""
+        runs = self.gql(
+            """query($partition: String!) {
+                 runsOrError(filter: {tags: [{key: "dagster/partition", value: $partition}]}) {
+                   ... on Runs { results { runId } } } }""",
+            partition=LAUNCH_PARTITION,
+        )["runsOrError"]["results"]
+        run_id = next(run["runId"] for run in runs if run["runId"].startswith(short_id))
+
+        def ended() -> dict[str, Any] | None:
+            run = self.gql(
+                """query($runId: ID!) { runOrError(runId: $runId) { ... on Run { runId status
+                     tags { key value } assetMaterializations { assetKey { path } partition } } } }""",
+                runId=run_id,
+            )["runOrError"]
+            return run if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"} else None
+
+        return _wait_for(ended, RUN_TIMEOUT_S, f"run {short_id} to end", interval_s=1.0)
+
+
+# ------------------------------------------------------------------------------------------------ graph helpers
+
+
+def _node_name(name: str) -> re.Pattern[str]:
     """An asset's name on a graph node: in full, or middle-truncated ("techni…_indicators") at small zoom."""
     return re.compile(rf"^({re.escape(name)}|{re.escape(name[:4])}\S*…\S*{re.escape(name[-4:])})$")
 
 
 def _wait_still(locator: Any, timeout_s: float = 10) -> None:
-    """Until the element stops moving (the graph animates its zoom-to-fit)."""
+    """Until the element stops moving (zoom-to-fit is animated)."""
     last: list[Any] = [None]
 
     def still() -> bool:
@@ -244,215 +493,35 @@ def _wait_still(locator: Any, timeout_s: float = 10) -> None:
     _wait_for(still, timeout_s, "the asset graph to settle", interval_s=0.25)
 
 
-# ------------------------------------------------------------------------------------------------ the test
-
-
-def test_ui_shows_demo_assets_and_launches_one_partition(demo_pipeline: PipelineEnv, tmp_path: Path) -> None:
-    groups, prices_checks, blocking_checks, prices_columns = _definitions()
-    assert MINIMUM_ASSET_GROUPS.items() <= groups.items(), groups
-    found = re.search(r"^run ([0-9a-f-]{36}): SUCCESS$", demo_pipeline.output, re.MULTILINE)  # type: ignore[attr-defined]
-    assert found, "the demo bootstrap did not print its run id"
-    bootstrap_run = found.group(1)
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    env = _isolated_copy(demo_pipeline, tmp_path)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    web_log, daemon_log = tmp_path / "webserver.log", tmp_path / "daemon.log"
-    webserver = [str(VENV_BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    daemon = [str(VENV_BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
-    gql = GraphQL(base)
-    try:
-        with _service(webserver, env, web_log) as web_proc:
-            _wait_until_serving(base, web_proc, web_log)
-            stopped = _stop_schedules(gql)
-            assert {"hourly_refresh", "daily_finalize"} <= set(stopped), stopped
-            with _service(daemon, env, daemon_log), sync_api.sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                try:
-                    _drive_ui(browser, base, gql, groups, prices_checks, blocking_checks, prices_columns, bootstrap_run)
-                finally:
-                    browser.close()
-    finally:
-        for log in (web_log, daemon_log):
-            if log.exists():
-                shutil.copy(log, ARTIFACTS / log.name)
-
-
-def _drive_ui(
-    browser: Any,
-    base: str,
-    gql: GraphQL,
-    groups: dict[str, str],
-    prices_checks: list[str],
-    blocking_checks: list[str],
-    prices_columns: list[str],
-    bootstrap_run: str,
-) -> None:
-    context = browser.new_context(viewport=GRAPH_VIEWPORT)
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    expect.set_options(timeout=UI_TIMEOUT_MS)
-    page = context.new_page()
-    # A fresh instance greets its first visitor with a newsletter modal; dismiss it whenever it shows up.
-    page.add_locator_handler(
-        page.get_by_text("Join the Dagster community"), lambda: page.get_by_role("button", name="Skip").click()
+def _graph_bounds(graph: Any) -> dict[str, float]:
+    """The page rectangle holding every node and group box."""
+    return graph.evaluate(
+        """vp => {
+            const r = [...vp.querySelectorAll("svg foreignObject")].map(e => e.getBoundingClientRect())
+                .filter(b => b.width > 0);
+            return {left: Math.min(...r.map(b => b.left)), top: Math.min(...r.map(b => b.top)),
+                    right: Math.max(...r.map(b => b.right)), bottom: Math.max(...r.map(b => b.bottom))};
+        }"""
     )
-    try:
-        _check_asset_graph(page, base, groups)
-        page.set_viewport_size(PAGE_VIEWPORT)
-        _check_catalog(page, base, groups)
-        _check_prices_partitions(page, base, bootstrap_run)
-        _check_prices_checks(page, base, prices_checks, blocking_checks)
-        _check_prices_columns(page, base, prices_columns)
-        _check_runs(page, base, bootstrap_run)
-        _launch_one_partition(page, base, gql)
-    except Exception:
-        page.screenshot(path=ARTIFACTS / "failure.png")
-        raise
-    finally:
-        context.close()
 
 
-def _check_asset_graph(page: Any, base: str, groups: dict[str, str]) -> None:
-    page.goto(f"{base}/asset-groups")
-    viewport = page.locator("[data-svg-viewport]")
-    for group in sorted(set(groups.values())):  # collapsed group boxes
-        expect(viewport.get_by_text(group, exact=True).first).to_be_visible()
-    hide_navigation = page.get_by_role("button", name="Hide navigation")
-    if hide_navigation.is_visible():
-        hide_navigation.click()
-    viewport.get_by_role("button", name="settings").click()
-    expand = page.get_by_role("menuitem", name="Expand all groups")
-    if expand.is_visible():
-        expand.click()
-    page.keyboard.press("Escape")
-    page.get_by_role("button", name="panel_show_right").click()  # hide the "Jump to…" asset sidebar
-    box = viewport.bounding_box()
-    assert box is not None
-    page.mouse.dblclick(box["x"] + 15, box["y"] + box["height"] - 15)  # on the background: zoom to fit
-    for key in groups:
-        expect(viewport.get_by_text(_name_pattern(key.split("/")[-1])).first).to_be_visible()
-    for group in set(groups.values()):
-        expect(viewport.get_by_text(group, exact=True).first).to_be_visible()
-    _wait_still(viewport.get_by_text(_name_pattern("training_set")).first)
-    top = 104  # below the graph's search bar
-    shot = {"x": box["x"], "y": top, "width": box["width"], "height": box["y"] + box["height"] - top}
-    page.screenshot(path=ARTIFACTS / "asset_graph.png", clip=shot)
-    if os.environ.get("CRYPTO_ASSETS_UPDATE_DOCS_IMAGES") == "1":
-        DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ARTIFACTS / "asset_graph.png", DOCS_IMAGE)
-
-
-def _check_catalog(page: Any, base: str, groups: dict[str, str]) -> None:
-    page.goto(f"{base}/assets")
-    for key, group in groups.items():
-        expect(page.locator(f'a[href="/assets/{key}"]')).to_be_visible()
-        # Each row links its group as /asset-groups~group:"<group>"/<url-encoded key>.
-        group_link = page.locator(f'a[href$="/{quote(key, safe="")}"]').filter(has_text=re.compile(rf"^{group}$"))
-        expect(group_link).to_be_visible()
-    page.screenshot(path=ARTIFACTS / "asset_catalog.png")
-
-
-def _check_prices_partitions(page: Any, base: str, bootstrap_run: str) -> None:
-    page.goto(f"{base}/assets/{PRICES}?view=partitions")
-    expect(page.get_by_text(f"Materialized ({DEMO_DAYS})", exact=True)).to_be_visible()
-    expect(page.get_by_text("Failed (0)", exact=True)).to_be_visible()
-    page.get_by_placeholder("Filter by name…").fill(LAUNCH_PARTITION)
-    page.get_by_text(LAUNCH_PARTITION, exact=True).first.click()
-    expect(page).to_have_url(re.compile(rf"[?&]partition={LAUNCH_PARTITION}"))
-    expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
-    expect(page.get_by_role("link", name=bootstrap_run[:8])).to_be_visible()  # materialized by the bootstrap run
-    page.screenshot(path=ARTIFACTS / "prices_partitions.png")
-
-
-def _check_prices_checks(page: Any, base: str, checks: list[str], blocking: list[str]) -> None:
-    page.goto(f"{base}/assets/{PRICES}?view=checks")
-    expect(page.get_by_text(f"Checks ({len(checks)})", exact=True)).to_be_visible()
-    for name in checks:
-        expect(page.get_by_text(name, exact=True).first).to_be_visible()
-    for name in blocking:  # a failed blocking check would have failed the bootstrap run
-        expect(page.locator("span", has_text=name).filter(has_text="Succeeded").first).to_be_visible()
-    page.get_by_text("ohlc_consistency", exact=True).first.click()
-    expect(page.get_by_text("blocking", exact=True).first).to_be_visible()  # "This is a blocking asset check."
-    expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
-    page.screenshot(path=ARTIFACTS / "prices_checks.png")
-
-
-def _check_prices_columns(page: Any, base: str, columns: list[str]) -> None:
-    page.goto(f"{base}/assets/{PRICES}?view=overview")
-    table = page.locator("table").filter(has_text="Column name")
-    expect(table.locator("tr td:first-child")).to_have_text(["Column name", *columns])  # header row first
-    provider = table.locator("tr").filter(has=page.get_by_text("provider", exact=True))
-    expect(provider).to_contain_text("VARCHAR")
-    expect(provider).to_contain_text("price provider that served the bar")
-    table.scroll_into_view_if_needed()
-    page.screenshot(path=ARTIFACTS / "prices_columns.png")
-
-
-def _check_runs(page: Any, base: str, bootstrap_run: str) -> None:
-    page.goto(f"{base}/runs")
-    expect(page.get_by_role("link", name=bootstrap_run[:8])).to_be_visible()
-    expect(page.get_by_text("bootstrap", exact=True).first).to_be_visible()
-    expect(page.get_by_text("Success", exact=True)).to_have_count(1)  # the copied instance holds that one run
-    page.screenshot(path=ARTIFACTS / "runs.png")
-
-
-def _run_status(gql: GraphQL, run_id: str) -> dict[str, Any]:
-    return gql(
-        """query($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status
-             tags { key value } assetMaterializations { assetKey { path } partition } } } }""",
-        runId=run_id,
-    )["runOrError"]
-
-
-def _launch_one_partition(page: Any, base: str, gql: GraphQL) -> None:
-    page.goto(f"{base}/assets/{PRICES}")
-    page.get_by_role("button", name="Materialize…").click()
-    dialog = page.get_by_role("dialog")
-    # The dialog opens on the last 90 days (all missing here); the demo days are years older.
-    dialog.get_by_text("Show all partitions").click()
-    expect(dialog.get_by_role("button", name=re.compile("^All time"))).to_be_visible()
-    selection = dialog.locator("input[type=text]").first
-    selection.fill(LAUNCH_PARTITION)
-    selection.press("Enter")
-    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
-    launch = dialog.get_by_role("button", name="Launch 1 run")
-    expect(launch).to_be_enabled()
-    page.screenshot(path=ARTIFACTS / "launch_dialog.png")
-    launch.click()
-    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
-    expect(toast).to_be_visible()
-    short_id = toast.inner_text().split()[-1]
-
-    runs = gql(
-        """query($tag: String!) { runsOrError(filter: {tags: [{key: "dagster/partition", value: $tag}]}) {
-             ... on Runs { results { runId } } } }""",
-        tag=LAUNCH_PARTITION,
-    )["runsOrError"]["results"]
-    run_id = next(run["runId"] for run in runs if run["runId"].startswith(short_id))
-
-    def finished() -> dict[str, Any] | None:
-        status = _run_status(gql, run_id)
-        return status if status["status"] in {"SUCCESS", "FAILURE", "CANCELED"} else None
-
-    run = _wait_for(
-        finished,
-        RUN_TIMEOUT_S,
-        f"run {short_id} (queued -> daemon -> multiprocess executor) to finish",
-        interval_s=1.0,
-    )
-    assert run["status"] == "SUCCESS", f"run {run_id} ended {run['status']}; see {ARTIFACTS}/daemon.log"
-    assert {"key": "dagster/partition", "value": LAUNCH_PARTITION} in run["tags"]
-    materialized = {(tuple(m["assetKey"]["path"]), m["partition"]) for m in run["assetMaterializations"]}
-    assert materialized == {(tuple(PRICES.split("/")), LAUNCH_PARTITION)}, materialized
-
-    page.goto(f"{base}/runs/{run_id}")
-    expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-    expect(page.get_by_text(f"partition: {LAUNCH_PARTITION}")).to_be_visible()
-    expect(page.get_by_text("RUN_SUCCESS", exact=True).first).to_be_visible()
-    page.screenshot(path=ARTIFACTS / "launched_run.png")
-
-    page.goto(f"{base}/runs")
-    expect(page.get_by_role("link", name=short_id)).to_be_visible()
-    expect(page.get_by_text("Success", exact=True)).to_have_count(2)
-    page.screenshot(path=ARTIFACTS / "runs_after_launch.png")
+def _frame_graph(page: Any, graph: Any, margin: float = 24) -> dict[str, float]:
+    """Pan the graph out from under the toolbar (zoom-to-fit ignores it); return a clip around the graph."""
+    box = graph.bounding_box()
+    toolbar = page.get_by_role("button", name="Materialize all").bounding_box()
+    assert box is not None and toolbar is not None
+    pane_top, pane_bottom = toolbar["y"] + toolbar["height"] + 12, box["y"] + box["height"]
+    bounds = _graph_bounds(graph)
+    shift = pane_top + margin - bounds["top"]
+    if shift > 0 and bounds["bottom"] + shift + margin <= pane_bottom:  # drag the background down by `shift`
+        x, y = box["x"] + 15, box["y"] + box["height"] - 15 - shift
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x, y + shift, steps=5)
+        page.mouse.up()
+        target = bounds["top"] + shift
+        _wait_for(lambda: abs(_graph_bounds(graph)["top"] - target) < 1, 5, "the graph to pan")
+        bounds = _graph_bounds(graph)
+    left, top = max(box["x"], bounds["left"] - margin), max(pane_top, bounds["top"] - margin)
+    right, bottom = min(box["x"] + box["width"], bounds["right"] + margin), min(pane_bottom, bounds["bottom"] + margin)
+    return {"x": left, "y": top, "width": right - left, "height": bottom - top}

@@ -1,5 +1,7 @@
 """Jobs and schedules: the one-run bootstrap backfill and the hourly refresh that keeps data current.
 
+Every job runs its steps in one process (see ``runtime.py``).
+
 Why schedules of a partitioned job rather than declarative automation: the refresh must re-fetch the
 *current* day's partition every hour (the partition grows bar by bar), and finalise *yesterday's*
 partition once its last bar has closed. A schedule names exactly which partition each tick writes, is

@@ -61,3 +61,15 @@ def preview(frame, rows: int = 5) -> dg.MetadataValue:
     if frame.empty:
         return dg.MetadataValue.md("_no rows_")
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
+
+
+def row_count(context: dg.AssetExecutionContext, rows: int) -> dict[str, object]:
+    """Row-count metadata that stays true per partition.
+
+    A single-run backfill records the same metadata on every partition of the run, so the rows of a
+    multi-day run are reported as the run's total, not as the row count of each day.
+    """
+    days = len(context.partition_keys)
+    if days == 1:
+        return {"dagster/row_count": rows}
+    return {"rows_written_by_run": rows, "partitions_in_run": days}

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, preview, table_metadata, upstream_window
+from crypto_assets.defs.common import PARTITIONED, preview, row_count, table_metadata, upstream_window
 from crypto_assets.defs.news import SENTIMENT_HOURLY
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import Universe, Warehouse
@@ -56,7 +56,7 @@ def technical_indicators(
         )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(indicators),
+            **row_count(context, len(indicators)),
             "lookback_bars_read": len(prices) - len(indicators),
             "preview": preview(indicators),
         }
@@ -73,9 +73,15 @@ def technical_indicators(
         dg.AssetDep(RAW_PRICES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1)),
         dg.AssetDep(SENTIMENT_HOURLY),
     ],
-    description="The 16-feature vector per (symbol, hourly bar), exactly as features.md defines it.\n\n"
-    + feature_catalogue_markdown(),
-    metadata={**table_metadata("features.feature_vectors"), "partition_expr": "ts"},
+    description=(
+        "The 16-feature vector per (symbol, hourly bar), exactly as features.md defines it; the feature "
+        "catalogue (formula, window, source of each feature) is in this asset's metadata and docs/features.md."
+    ),
+    metadata={
+        **table_metadata("features.feature_vectors"),
+        "partition_expr": "ts",
+        "feature_catalogue": dg.MetadataValue.md(feature_catalogue_markdown()),
+    },
     **PARTITIONED,
 )
 def feature_vectors(
@@ -107,7 +113,7 @@ def feature_vectors(
     null_rates = vectors[list(FEATURE_NAMES)].isna().mean().round(4).to_dict() if not vectors.empty else {}
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(vectors),
+            **row_count(context, len(vectors)),
             "complete_rows": int(vectors[list(FEATURE_NAMES)].notna().all(axis=1).sum()) if not vectors.empty else 0,
             "null_rate_per_feature": dg.MetadataValue.json(null_rates),
             "preview": preview(vectors),

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, preview, table_metadata, upstream_window
+from crypto_assets.defs.common import PARTITIONED, preview, row_count, table_metadata, upstream_window
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import NewsSources, Universe, Warehouse
 from crypto_assets.errors import ProviderError
@@ -84,7 +84,7 @@ def raw_news(
     tagged = news["symbols"].fillna("").str.len().gt(0).sum() if "symbols" in news else 0
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(news),
+            **row_count(context, len(news)),
             "articles_per_provider": dg.MetadataValue.json(news["provider"].value_counts().to_dict()),
             "tagged_articles": int(tagged),
             "sources_failed": dg.MetadataValue.json(errors),
@@ -124,7 +124,7 @@ def article_sentiment(
         )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(scores),
+            **row_count(context, len(scores)),
             "articles": len(news),
             "model": model.name,
             "mean_compound_per_symbol": dg.MetadataValue.json(
@@ -187,7 +187,7 @@ def sentiment_hourly_features(
         )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(hourly),
+            **row_count(context, len(hourly)),
             "bars_with_news": int((hourly["news_count_24h"] > 0).sum()) if not hourly.empty else 0,
             "preview": preview(hourly),
         }

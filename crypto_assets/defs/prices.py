@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, day_window, days_of, preview, table_metadata
+from crypto_assets.defs.common import PARTITIONED, day_window, days_of, preview, row_count, table_metadata
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.errors import ProviderError
 from crypto_assets.providers.prices import PriceClient, empty_prices_frame, fetch_prices_with_failover
@@ -59,7 +59,7 @@ def _failure_report(failed: dict[date, dict[str, dict[str, str]]]) -> str:
 @dg.asset(
     key=RAW_PRICES,
     group_name="ingestion",
-    kinds={"duckdb", "pandas", "binance", "coinbase"},
+    kinds={"duckdb", "pandas", "binance", "coinbase", "cryptocompare"},
     description=(
         "Hourly OHLCV bars per universe symbol (bar open time `ts`, UTC). For each (symbol, day) the providers "
         "of `CRYPTO_ASSETS_PRICE_PROVIDERS` are tried in order; `provider` records who served each row. "
@@ -110,11 +110,11 @@ def raw_prices(
         )
 
     metadata: dict[str, object] = {
-        "dagster/row_count": len(frame),
+        **row_count(context, len(frame)),
         "symbols": ", ".join(universe.symbols),
         "providers_used": dg.MetadataValue.json(frame["provider"].value_counts().to_dict() if not frame.empty else {}),
-        "first_bar": str(frame["ts"].min()) if not frame.empty else "none",
-        "last_bar": str(frame["ts"].max()) if not frame.empty else "none",
+        "first_bar_in_run": str(frame["ts"].min()) if not frame.empty else "none",
+        "last_bar_in_run": str(frame["ts"].max()) if not frame.empty else "none",
         "http_retries": retries,
         "http_retry_wait_s": round(retry_wait, 3),
         "preview": preview(frame),

@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets import warehouse as wh
+from crypto_assets.defs.common import WAREHOUSE_POOL
 from crypto_assets.defs.features import FEATURE_VECTORS
 from crypto_assets.defs.ml import TRAINING_SET
 from crypto_assets.defs.news import RAW_NEWS
@@ -25,6 +26,8 @@ from crypto_assets.transforms import quality as q
 # How old the newest stored bar / article may be before "the data" (not the last run) counts as stale.
 DATA_FRESHNESS_WARN = timedelta(hours=2)
 NEWS_FRESHNESS_WARN = timedelta(hours=6)
+# Bars before a feature's longest window (MACD signal: 26 + 9) is full; nulls there are expected.
+WARMUP_BARS = 35
 
 
 def run_window(context: dg.AssetCheckExecutionContext) -> tuple[datetime | None, datetime | None]:
@@ -83,17 +86,20 @@ def _news(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> pd.Da
 # ------------------------------------------------------------------------------------------ raw/prices
 
 
-@dg.asset_check(asset=RAW_PRICES, blocking=True, description="low <= open, close <= high for every bar")
+@dg.asset_check(
+    pool=WAREHOUSE_POOL, asset=RAW_PRICES, blocking=True, description="low <= open, close <= high for every bar"
+)
 def ohlc_consistency(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
     return to_check_result(q.ohlc_consistency(_prices(context, warehouse, universe)))
 
 
-@dg.asset_check(asset=RAW_PRICES, blocking=True, description="at most one bar per (symbol, ts)")
+@dg.asset_check(pool=WAREHOUSE_POOL, asset=RAW_PRICES, blocking=True, description="at most one bar per (symbol, ts)")
 def no_duplicate_bars(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
     return to_check_result(q.duplicate_bars(_prices(context, warehouse, universe)))
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=RAW_PRICES,
     description="24 bars per symbol per UTC day (only closed hours count for today); lists missing hours",
 )
@@ -111,6 +117,7 @@ def completeness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, u
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=RAW_PRICES,
     description="the newest bar of the current UTC day closed within 2 h (skipped for finished days)",
 )
@@ -130,6 +137,7 @@ def current_partition_staleness(context: dg.AssetCheckExecutionContext, warehous
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=RAW_PRICES,
     description=(
         "a second provider's closes agree within 1% on a sample (the last day the run wrote); "
@@ -150,6 +158,7 @@ def cross_provider_accuracy(
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=RAW_PRICES,
     description="hourly returns beyond a robust z-score of 6 and the IQR fences: flagged, never blocking",
 )
@@ -158,6 +167,7 @@ def return_anomalies(context: dg.AssetCheckExecutionContext, warehouse: Warehous
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=RAW_PRICES,
     description="data freshness: the newest bar STORED closed within 2 h of now (not when the asset last ran)",
 )
@@ -189,23 +199,27 @@ def _freshness_result(newest: datetime | None, offset: timedelta, limit: timedel
 # -------------------------------------------------------------------------------------------- raw/news
 
 
-@dg.asset_check(asset=RAW_NEWS, blocking=True, description="article_id unique; one URL never under two ids")
+@dg.asset_check(
+    pool=WAREHOUSE_POOL, asset=RAW_NEWS, blocking=True, description="article_id unique; one URL never under two ids"
+)
 def no_duplicate_articles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     return to_check_result(q.duplicate_articles(_news(context, warehouse)))
 
 
-@dg.asset_check(asset=RAW_NEWS, blocking=True, description="no article published in the future")
+@dg.asset_check(pool=WAREHOUSE_POOL, asset=RAW_NEWS, blocking=True, description="no article published in the future")
 def no_future_articles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     return to_check_result(q.future_articles(_news(context, warehouse), datetime.now(UTC)))
 
 
-@dg.asset_check(asset=RAW_NEWS, description="titles are not empty")
+@dg.asset_check(pool=WAREHOUSE_POOL, asset=RAW_NEWS, description="titles are not empty")
 def non_empty_titles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     return to_check_result(q.empty_titles(_news(context, warehouse)))
 
 
 @dg.asset_check(
-    asset=RAW_NEWS, description="no day with far fewer articles than the median of the 14 days before it (warning)"
+    pool=WAREHOUSE_POOL,
+    asset=RAW_NEWS,
+    description="no day with far fewer articles than the median of the 14 days before it (warning)",
 )
 def news_volume(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     news = _news(context, warehouse)
@@ -224,7 +238,9 @@ def news_volume(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     )
 
 
-@dg.asset_check(asset=RAW_NEWS, description="data freshness: the newest article STORED is under 6 h old")
+@dg.asset_check(
+    pool=WAREHOUSE_POOL, asset=RAW_NEWS, description="data freshness: the newest article STORED is under 6 h old"
+)
 def news_data_freshness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as conn:
         newest = (
@@ -238,7 +254,19 @@ def news_data_freshness(context: dg.AssetCheckExecutionContext, warehouse: Wareh
 # ------------------------------------------------------------------------------- features and training
 
 
+def warmed_up(features: pd.DataFrame, bars: pd.DataFrame, warmup: int = WARMUP_BARS) -> pd.Series:
+    """Rows with at least ``warmup`` consecutive hourly bars stored before them (a gap restarts the warm-up)."""
+    bars = bars.sort_values(["symbol", "ts"])
+    step = bars.groupby("symbol")["ts"].diff() != pd.Timedelta(hours=1)
+    segment = step.cumsum()
+    position = bars.groupby(segment).cumcount()
+    ready = bars.loc[position >= warmup, ["symbol", "ts"]].assign(ready=True)
+    merged = features[["symbol", "ts"]].merge(ready, on=["symbol", "ts"], how="left")
+    return pd.Series(merged["ready"].fillna(False).to_numpy(dtype=bool), index=features.index)
+
+
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=FEATURE_VECTORS,
     blocking=True,
     description="null rate per feature after each series' 35-bar warm-up is at most 1%",
@@ -246,16 +274,18 @@ def news_data_freshness(context: dg.AssetCheckExecutionContext, warehouse: Wareh
 def feature_null_rates(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
     start, end = run_window(context)
     with warehouse.get_connection() as conn:
-        # Warm-up is counted from the start of each stored series, so read from the beginning.
-        features = wh.read_window(conn, "features.feature_vectors", time_column="ts", end=end, symbols=universe.symbols)
-    if start is not None:
-        first = features.groupby("symbol")["ts"].transform("min")
-        warm = features["ts"] >= first + pd.Timedelta(hours=35)
-        features = features[(features["ts"] >= start) | ~warm]
-    return to_check_result(q.null_rates(features))
+        features = wh.read_window(
+            conn, "features.feature_vectors", time_column="ts", start=start, end=end, symbols=universe.symbols
+        )
+        bars = wh.read_window(
+            conn, "raw.prices", time_column="ts", end=end, symbols=universe.symbols, columns=["symbol", "ts"]
+        )
+    features = features[warmed_up(features, bars)]
+    return to_check_result(q.null_rates(features, warmup_bars=0))
 
 
 @dg.asset_check(
+    pool=WAREHOUSE_POOL,
     asset=TRAINING_SET,
     blocking=True,
     description="no leakage: every label is the return of the NEXT bar (label ts > feature ts)",
@@ -267,7 +297,10 @@ def no_leakage(warehouse: Warehouse):
 
 
 @dg.asset_check(
-    asset=TRAINING_SET, blocking=True, description="splits chronological and purged: >= 24 bars between splits"
+    pool=WAREHOUSE_POOL,
+    asset=TRAINING_SET,
+    blocking=True,
+    description="splits chronological and purged: >= 24 bars between splits",
 )
 def splits_purged(warehouse: Warehouse):
     with warehouse.get_connection() as conn:

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, days_of, preview, table_metadata
+from crypto_assets.defs.common import PARTITIONED, days_of, preview, row_count, table_metadata
 from crypto_assets.defs.prices import RAW_PRICES, second_provider_sample
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.schemas import ALL_SYMBOLS, validate_frame
@@ -81,7 +81,7 @@ def partition_scores(
         )
     overall = scores[scores["symbol"] == ALL_SYMBOLS]
     metadata = {
-        "dagster/row_count": len(scores),
+        **row_count(context, len(scores)),
         "quality_score": _mean(overall["overall_score"]),
         "completeness_score": _mean(overall["completeness_score"]),
         "consistency_score": _mean(overall["consistency_score"]),

@@ -43,7 +43,9 @@ def _check_feed_text(text: str) -> None:
     # A body cut short still parses (feedparser is lenient) and would silently lose the items after the cut.
     if not _FEED_END.search(text[-4096:]):
         raise bad_body(
-            "rss", f"truncated feed: no closing root tag (last 80 chars: {text.strip()[-80:]})", retryable=True
+            "rss",
+            f"truncated feed: no closing root tag (last 80 chars: {' '.join(text.split())[-80:]})",
+            retryable=True,
         )
 
 

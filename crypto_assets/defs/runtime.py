@@ -1,5 +1,9 @@
-"""A compact console logger: one short line per step, check and progress message instead of Dagster's
-verbose default. Everything still lands in the instance's event log and the UI."""
+"""How runs execute and talk: in one process, with a compact console log.
+
+Every job (the bootstrap, the refresh and runs launched from the UI) runs its steps in one process: the
+steps are sequential anyway (one DuckDB writer), and a process per step spends seconds importing before
+each one. The console logger prints one short line per step, check and progress message instead of
+Dagster's verbose default; everything still lands in the instance's event log and the UI."""
 
 import logging
 import sys
@@ -53,5 +57,5 @@ def compact_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger
 
 
 @dg.definitions
-def loggers() -> dg.Definitions:
-    return dg.Definitions(loggers={"console": compact_console_logger})
+def runtime() -> dg.Definitions:
+    return dg.Definitions(executor=dg.in_process_executor, loggers={"console": compact_console_logger})

@@ -1,0 +1,565 @@
+"""Reliability under faults, end to end: the real CLI in a subprocess, real Dagster runs on a fresh SQLite
+instance, a real DuckDB file, and the replay server serving the bundled real data over local HTTP with
+faults injected by the server (nothing mocked). Every case ends in one of two states: the stored data equals
+the bundled real data exactly, or the run failed with a clear message and the previous data is intact.
+
+Covered elsewhere, not repeated here: a day no provider serves, then recovery (test_bootstrap_e2e.py; the
+secrets case below adds that news still lands on such a day), and readers looping over load_training_table()
+during a bootstrap (test_reader_safety.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster._serdes import serialize_value
+
+from crypto_assets.config import REPO_ROOT
+from crypto_assets.providers.rss import RssClient
+from crypto_assets.replay import server as replay_server_module
+from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
+from crypto_assets.replay.faults import FAULT_KINDS, FaultConfig, decide
+from crypto_assets.replay.server import ReplayServer
+from crypto_assets_tests.conftest import PipelineEnv, make_pipeline_env
+
+pytestmark = pytest.mark.slow
+
+PRICE_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
+TABLES = (
+    "raw.prices",
+    "raw.news",
+    "features.article_sentiment",
+    "features.technical_indicators",
+    "features.sentiment_hourly",
+    "features.feature_vectors",
+    "ml.training_set",
+    "quality.partition_scores",
+)
+WALL_CLOCK_COLUMNS = ("ingested_at", "computed_at")  # when a row was written: differs between any two runs
+RAW_PRICES = AssetKey(["raw", "prices"])
+
+# The window several cases share: one clean bootstrap of it (module fixture) is the reference.
+WINDOW = ("2022-05-10", "2022-05-12")
+WINDOW_SYMBOLS = ("BTC", "ETH")
+WINDOW_ARGS = ("bootstrap", "--start", WINDOW[0], "--end", WINDOW[1], "--symbols", ",".join(WINDOW_SYMBOLS))
+
+# "2022-05-10: attempt 1/5 failed (HTTP 429 (...)); retrying in 1.00 s: http://..." (crypto_assets.http, stderr)
+RETRY_LINE = re.compile(r"^(\w+): attempt (\d+)/(\d+) failed \((.*)\); retrying in ([0-9.]+) s: ", re.MULTILINE)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _tail(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {done.returncode}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+
+
+def query(path: Path, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.execute(sql).df()
+
+
+def table_names(path: Path) -> set[str]:
+    rows = query(path, "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables")
+    return set(rows["t"])
+
+
+def bundled(symbols: tuple[str, ...], first_day: str, last_day: str) -> pd.DataFrame:
+    """The bundled real bars of ``symbols`` over [first_day, last_day] (inclusive days), sorted."""
+    frame = load_bundled_prices()
+    start, end = pd.Timestamp(first_day, tz="UTC"), pd.Timestamp(last_day, tz="UTC") + pd.Timedelta(days=1)
+    frame = frame[frame["symbol"].isin(symbols) & (frame["ts"] >= start) & (frame["ts"] < end)]
+    frame = frame.sort_values(["symbol", "ts"]).reset_index(drop=True)[PRICE_COLUMNS]
+    frame["ts"] = frame["ts"].dt.as_unit("ns")
+    return frame
+
+
+def stored_prices(path: Path) -> pd.DataFrame:
+    frame = query(path, "SELECT * FROM raw.prices ORDER BY symbol, ts")
+    frame["ts"] = frame["ts"].dt.tz_convert("UTC").dt.as_unit("ns")
+    return frame
+
+
+def assert_prices_exact(path: Path, symbols: tuple[str, ...], first_day: str, last_day: str) -> pd.DataFrame:
+    prices = stored_prices(path)
+    pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], bundled(symbols, first_day, last_day), check_exact=True)
+    return prices
+
+
+def table_differences(a: Path, b: Path) -> dict[str, tuple[int, int]]:
+    """Per table: (rows only in a, rows only in b) as multisets (EXCEPT ALL both ways), wall-clock columns aside.
+
+    A table missing on one side counts all its rows; an empty result means the warehouses hold the same data.
+    """
+    differences: dict[str, tuple[int, int]] = {}
+    in_a, in_b = table_names(a), table_names(b)
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{a}' AS a (READ_ONLY)")
+        conn.execute(f"ATTACH '{b}' AS b (READ_ONLY)")
+        for table in sorted(in_a | in_b):
+            if table not in in_a or table not in in_b:
+                side = "a" if table in in_a else "b"
+                count = conn.execute(f"SELECT count(*) FROM {side}.{table}").fetchone()[0]
+                differences[table] = (count, 0) if side == "a" else (0, count)
+                continue
+            columns = [row[0] for row in conn.execute(f"DESCRIBE a.{table}").fetchall()]
+            keep = ", ".join(c for c in columns if c not in WALL_CLOCK_COLUMNS)
+            only_a = conn.execute(
+                f"SELECT count(*) FROM (SELECT {keep} FROM a.{table} EXCEPT ALL SELECT {keep} FROM b.{table})"
+            ).fetchone()[0]
+            only_b = conn.execute(
+                f"SELECT count(*) FROM (SELECT {keep} FROM b.{table} EXCEPT ALL SELECT {keep} FROM a.{table})"
+            ).fetchone()[0]
+            if only_a or only_b:
+                differences[table] = (only_a, only_b)
+    return differences
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        names = table_names(path)
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES if t in names}
+
+
+@contextmanager
+def instance_of(env: PipelineEnv) -> Iterator[DagsterInstance]:
+    with DagsterInstance.from_config(str(env.dagster_home)) as instance:
+        yield instance
+
+
+def only_run(instance: DagsterInstance):
+    runs = instance.get_runs()
+    assert len(runs) == 1, [r.run_id for r in runs]
+    return runs[0]
+
+
+def check_evaluations(instance: DagsterInstance, run_id: str) -> dict[str, object]:
+    """The run's asset-check evaluations by check name."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    return {evaluation.check_name: evaluation for evaluation in evaluations}
+
+
+def materialized_assets(instance: DagsterInstance, run_id: str) -> set[str]:
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    return {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}
+
+
+def step_events(instance: DagsterInstance, run_id: str) -> set[tuple[str, str]]:
+    records = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
+    ).records
+    return {(r.event_log_entry.dagster_event.event_type_value, r.event_log_entry.step_key) for r in records}
+
+
+def prices_metadata(instance: DagsterInstance) -> dict[str, object]:
+    record = instance.fetch_materializations(RAW_PRICES, limit=1).records[0]
+    return {key: value.value for key, value in record.asset_materialization.metadata.items()}
+
+
+def snapshot(env: PipelineEnv, target: Path) -> Path:
+    """Copy the warehouse file (the writer has exited, so there is no WAL to carry) to ``target``."""
+    assert not Path(f"{env.duckdb_path}.wal").exists()
+    shutil.copy(env.duckdb_path, target)
+    return target
+
+
+# ------------------------------------------------------------------------------------------------ the clean window
+
+
+@pytest.fixture(scope="module")
+def clean_window(tmp_path_factory: pytest.TempPathFactory, replay_server: ReplayServer) -> tuple[PipelineEnv, Path]:
+    """One fault-free bootstrap of WINDOW (its own instance and warehouse) and a snapshot of its warehouse."""
+    root = tmp_path_factory.mktemp("clean")
+    env = make_pipeline_env(root, replay_server)
+    done = env.run(*WINDOW_ARGS)
+    assert done.returncode == 0, _tail(done)
+    return env, snapshot(env, root / "reference.duckdb")
+
+
+# ------------------------------------------------------------------------------------------------ 1. mixed faults
+
+# Seed of the deterministic fault stream. This window makes 6 CryptoCompare news, 6 RSS, 3 Binance and 6 Coinbase
+# requests in that order; with rate 0.1 this seed faults 6 of the 27 requests sent (retries included): news 5xx,
+# RSS slow and truncated, Binance (raw/prices) html, Coinbase (second-provider samples) 429 and 5xx. Every kind
+# once, and only one "slow", which costs a whole read timeout (20 s).
+FAULT_SEED = 3177
+
+
+def test_ten_percent_faulty_responses_mixed(pipeline_env) -> None:
+    """Every fault ends in a retry (none is swallowed or taken as data), the data is exact, the run reports them."""
+    server = pipeline_env.server
+    # The clients' read timeout is 20 s (crypto_assets.http.HttpClient: timeout=(5, 20)); a "slow" answer comes
+    # after 21 s, so the client gives up on it and retries.
+    server.set_faults(FaultConfig(rate=0.1, kinds=list(FAULT_KINDS), slow_seconds=21, seed=FAULT_SEED))
+    symbols = ("BTC", "ETH", "SOL")
+    first, last = "2022-05-10", "2022-05-13"
+    done = pipeline_env.run("bootstrap", "--start", first, "--end", last, "--symbols", ",".join(symbols))
+    assert done.returncode == 0, _tail(done)
+
+    served = server.fault_stats()
+    assert all(served[kind] >= 1 for kind in FAULT_KINDS), (
+        f"the fault stream no longer hits every kind ({served}): the pipeline's requests changed, pick another seed"
+    )
+    retries = RETRY_LINE.findall(done.stderr)
+    # One retry per fault: a fault never reaches the data, and never fails a request that one retry would fix.
+    assert len(retries) == sum(served.values()), (served, retries)
+    assert any("read timeout" in reason for _, _, _, reason, _ in retries)
+    assert [wait for provider, _, _, reason, wait in retries if reason.startswith("HTTP 429")] == ["1.00"] * served[
+        "429"
+    ], "a 429 waits exactly its Retry-After (1 s)"
+
+    prices = assert_prices_exact(pipeline_env.duckdb_path, symbols, first, last)
+    assert set(prices["provider"]) == {"binance"}  # retried, not failed over
+    news = load_bundled_news()
+    in_window = (news["published_at"] >= pd.Timestamp(first, tz="UTC")) & (
+        news["published_at"] < pd.Timestamp(last, tz="UTC") + pd.Timedelta(days=1)
+    )
+    titled = news[in_window & (news["title"].str.strip() != "")]
+    assert query(pipeline_env.duckdb_path, "SELECT count(*) AS n FROM raw.news")["n"][0] == len(titled)
+
+    binance = [(float(wait)) for provider, _, _, _, wait in retries if provider == "binance"]
+    assert binance, f"seed {FAULT_SEED} no longer puts a fault on a raw/prices request: pick another seed"
+    with instance_of(pipeline_env) as instance:
+        assert only_run(instance).status == DagsterRunStatus.SUCCESS
+        metadata = prices_metadata(instance)
+    # raw/prices is the only asset calling Binance, so its retries are exactly the Binance retry lines.
+    assert metadata["http_retries"] == len(binance)
+    assert metadata["http_retry_wait_s"] == pytest.approx(sum(binance), abs=0.005 * len(binance))
+
+
+def test_a_truncated_rss_feed_is_retried_not_half_read() -> None:
+    """feedparser reads a feed cut in half without complaint (9 of 20 items): the client must retry it instead."""
+    seed = next(
+        s
+        for s in range(1000)
+        if (f := decide(FaultConfig(rate=0.5, kinds=["truncated"], seed=s), 0)) is not None
+        and f.kind == "truncated"
+        and decide(FaultConfig(rate=0.5, kinds=["truncated"], seed=s), 1) is None
+    )
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    with ReplayServer() as clean:
+        whole = RssClient(clean.rss_feed_urls()[:1]).fetch(start, clean.clock)
+    with ReplayServer(faults=FaultConfig(rate=0.5, kinds=["truncated"], seed=seed)) as faulty:
+        client = RssClient(faulty.rss_feed_urls()[:1])
+        got = client.fetch(start, faulty.clock)
+        assert faulty.fault_stats()["truncated"] == 1 and faulty.stats()["rss"] == 2
+    assert client.http.stats()["retries"] == 1
+    assert len(whole) == 20
+    pd.testing.assert_frame_equal(got, whole)
+
+
+# ------------------------------------------------------------------------------------------------ 2. primary down
+
+
+def test_primary_down_for_the_whole_run(pipeline_env) -> None:
+    server = pipeline_env.server
+    server.set_faults(FaultConfig(down=["binance"]))
+    symbols = ("BTC", "ETH")
+    first, last = "2022-05-04", "2022-05-13"  # 10 days
+    began = time.monotonic()
+    done = pipeline_env.run("bootstrap", "--start", first, "--end", last, "--symbols", ",".join(symbols))
+    elapsed = time.monotonic() - began
+    assert done.returncode == 0, _tail(done)
+    prices = assert_prices_exact(pipeline_env.duckdb_path, symbols, first, last)
+    assert set(prices["provider"]) == {"coinbase"}
+
+    # How many requests the dead provider gets. Each call makes 5 attempts (503 is retryable) and then counts as
+    # one failure of the breaker, which opens at the 5th consecutive failure. BTC's 10-day request fails and is
+    # bisected while the breaker is closed: [10] -> [5] -> [2] -> [1], [1]: 5 failed calls = 25 requests, then the
+    # breaker is open; BTC's remaining [3] and [5] day-runs, ETH and the second-provider samples of the checks and
+    # quality scores are refused without a request. Only after the 60 s cooldown may one half-open probe pass
+    # (1 attempt, it fails and re-opens the breaker for another 60 s): at most one more request per 60 s of run.
+    probes_allowed = int(elapsed // 60)
+    assert 25 <= server.stats()["binance"] <= 25 + probes_allowed, (server.stats(), elapsed)
+    with instance_of(pipeline_env) as instance:
+        metadata = prices_metadata(instance)
+    # 5 failed calls x 4 retries; a probe is never retried. Backoff is full jitter, at most 0.5 + 1 + 2 + 4 s a call.
+    assert metadata["http_retries"] == 20
+    assert 0 < metadata["http_retry_wait_s"] <= 5 * 7.5
+    assert metadata["providers_used"] == {"coinbase": len(prices)}
+
+
+# ------------------------------------------------------------------------------------------------ 4. corrupt bodies
+
+
+def test_corrupt_provider_bodies(pipeline_env, clean_window) -> None:
+    """Binance sends junk strings (so it fails over); Coinbase sends duplicated, shuffled bars, leaves out the 13:00
+    bar of every day and swaps high and low of one bar per answer. Runs over a copy of the clean warehouse."""
+    _, reference = clean_window
+    shutil.copy(reference, pipeline_env.duckdb_path)
+    server = pipeline_env.server
+    server.set_faults(
+        FaultConfig(
+            corrupt={"binance": ["junk_strings"], "coinbase": ["duplicates", "out_of_order", "gap", "high_lt_low"]}
+        )
+    )
+    done = pipeline_env.run(*WINDOW_ARGS)
+    assert done.returncode == 1, _tail(done)
+    assert "ohlc_consistency" in done.stdout
+    assert server.stats()["binance"] >= 1 and server.stats()["coinbase"] >= 1
+
+    prices = stored_prices(pipeline_env.duckdb_path)
+    assert set(prices["provider"]) == {"coinbase"}  # Binance's junk made it fail over, every day
+    assert not prices.duplicated(["symbol", "ts"]).any()
+    expected = bundled(WINDOW_SYMBOLS, *WINDOW)
+    gap = expected["ts"].dt.hour == 13
+    missing = expected[gap][["symbol", "ts"]].reset_index(drop=True)
+    assert len(missing) == len(WINDOW_SYMBOLS) * 3
+    merged = expected[~gap].merge(prices, on=["symbol", "ts"], how="left", suffixes=("", "_stored"), validate="1:1")
+    assert len(prices) == len(merged)  # nothing but the gap is missing, nothing extra
+    for column in ("open", "close", "volume"):
+        assert (merged[column] == merged[f"{column}_stored"]).all(), column
+    swapped = (merged["high_stored"] == merged["low"]) & (merged["low_stored"] == merged["high"])
+    exact = (merged["high_stored"] == merged["high"]) & (merged["low_stored"] == merged["low"])
+    assert (swapped | exact).all()
+    assert swapped.groupby(merged["symbol"]).sum().to_dict() == dict.fromkeys(WINDOW_SYMBOLS, 1)  # one per answer
+
+    with instance_of(pipeline_env) as instance:
+        run = only_run(instance)
+        assert run.status == DagsterRunStatus.FAILURE
+        checks = check_evaluations(instance, run.run_id)
+        written = materialized_assets(instance, run.run_id)
+    assert not checks["ohlc_consistency"].passed and checks["ohlc_consistency"].severity.value == "ERROR"
+    assert checks["no_duplicate_bars"].passed  # the duplicates never reached the table
+    completeness = checks["completeness"]
+    assert not completeness.passed
+    listed = completeness.metadata["failures"].value
+    for symbol, ts in missing.itertuples(index=False):
+        assert re.search(rf"{symbol}\s*\|\s*{ts:%Y-%m-%d %H:%M}", listed), (symbol, ts, listed)
+    assert completeness.metadata["missing"].value == len(missing)
+
+    # The blocking check stopped everything downstream of the bad bar: nothing derived from prices was written,
+    # and every other table still holds exactly what the clean run wrote.
+    for asset in ("features/technical_indicators", "features/feature_vectors", "features/sentiment_hourly"):
+        assert asset not in written
+    assert "ml/training_set" not in written and "quality/partition_scores" not in written
+    differences = table_differences(pipeline_env.duckdb_path, reference)
+    assert set(differences) == {"raw.prices"}, differences
+
+
+# ------------------------------------------------------------------------------------------------ 5. kill -9
+
+
+def _wait_for(predicate, what: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the bootstrap exited ({proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_kill_9_in_the_middle_then_rerun(pipeline_env, clean_window) -> None:
+    _, reference = clean_window
+    server = pipeline_env.server
+    log = pipeline_env.root / "killed.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crypto_assets", *WINDOW_ARGS],
+            env=pipeline_env.env,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with instance_of(pipeline_env) as instance:
+
+            def steps() -> set[tuple[str, str]]:
+                runs = instance.get_runs()
+                return step_events(instance, runs[0].run_id) if runs else set()
+
+            _wait_for(lambda: ("STEP_SUCCESS", "raw__prices") in steps(), "raw/prices was written", proc)
+            # Every answer now takes 3 s (under the 20 s read timeout: slow, not failed), so the quality-score step,
+            # which holds the warehouse pool slot and asks a second provider per symbol, is caught mid-way.
+            server.set_faults(FaultConfig(rate=1.0, kinds=["slow"], slow_seconds=3))
+            _wait_for(lambda: ("STEP_START", "quality__partition_scores") in steps(), "the quality scores", proc)
+            time.sleep(1.0)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            killed = only_run(instance)
+            assert killed.status == DagsterRunStatus.STARTED  # nobody told Dagster
+            held = instance.event_log_storage.get_concurrency_info("duckdb")
+            assert [slot.run_id for slot in held.claimed_slots] == [killed.run_id], held
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    partial = row_counts(pipeline_env.duckdb_path)
+    assert partial["raw.prices"] == 3 * 24 * len(WINDOW_SYMBOLS) and partial.get("ml.training_set", 0) == 0, partial
+
+    server.set_faults(FaultConfig())
+    done = pipeline_env.run(*WINDOW_ARGS)
+    assert done.returncode == 0, _tail(done)
+    assert f"marked abandoned run {killed.run_id}" in done.stdout
+    with instance_of(pipeline_env) as instance:
+        assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+        statuses = sorted(run.status.value for run in instance.get_runs())
+        assert statuses == ["FAILURE", "SUCCESS"]
+        info = instance.event_log_storage.get_concurrency_info("duckdb")
+        assert info.claimed_slots == [] and info.pending_steps == [], info
+    # Same data as a clean run: every table, multiset equality (so no duplicates either).
+    assert table_differences(pipeline_env.duckdb_path, reference) == {}
+
+
+# ------------------------------------------------------------------------------------------------ 7. re-run
+
+
+def test_rerunning_the_same_bootstrap_changes_nothing(clean_window) -> None:
+    env, reference = clean_window
+    before = row_counts(reference)
+    assert before["ml.training_set"] > 0 and len(before) == len(TABLES)
+    done = env.run(*WINDOW_ARGS)
+    assert done.returncode == 0, _tail(done)
+    assert table_differences(env.duckdb_path, reference) == {}
+    assert row_counts(env.duckdb_path) == before
+
+
+# ------------------------------------------------------------------------------------------------ 8. bad input
+
+
+def test_unknown_but_well_formed_symbol(pipeline_env) -> None:
+    """ZZZQ passes the syntax check; every provider says it does not know it. A definite answer: not retried."""
+    done = pipeline_env.run("bootstrap", "--start", "2022-05-10", "--end", "2022-05-11", "--symbols", "ZZZQ")
+    assert done.returncode == 1, _tail(done)
+    failed = [line for line in done.stdout.splitlines() if "failed step raw__prices" in line]
+    assert len(failed) == 1
+    for day in ("2022-05-10 ZZZQ", "2022-05-11 ZZZQ"):
+        entry = failed[0].split(day, 1)[1].split(" | ", 1)[0]
+        assert "binance: unknown symbol ZZZQUSDT: Invalid symbol. (HTTP 400)" in entry
+        assert "coinbase: unknown product ZZZQ-USD: NotFound (HTTP 404)" in entry
+        assert "cryptocompare: unknown symbol: cccagg_or_exchange market does not exist" in entry
+    stats = pipeline_env.server.stats()
+    assert stats["binance"] == 1 and stats["coinbase"] == 1  # both days in one request, no retry, no bisection
+    counts = row_counts(pipeline_env.duckdb_path)
+    assert counts.get("raw.prices", 0) == 0 and counts.get("features.feature_vectors", 0) == 0, counts
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("--start", "2021-12-25", "--end", "2022-01-02"), {}, "before the first partition 2022-01-01"),
+        (("--days", "100000"), {}, "before the first partition"),
+        (("--start", "2022-05-10", "--end", f"{datetime.now(UTC).date()}"), {}, "not a complete UTC day yet"),
+        ((), {"CRYPTO_ASSETS_ALERT_WEBHOOK": "hooks.slack.com/services/T0/B0/x"}, "CRYPTO_ASSETS_ALERT_WEBHOOK"),
+        ((), {"CRYPTO_ASSETS_ALERT_WEBHOOK": "ftp://hooks.example.com/x"}, r"expected an http\(s\) URL"),
+        ((), {"CRYPTO_ASSETS_DUCKDB": "{root}/a_file/crypto.duckdb"}, "cannot open warehouse"),
+        # sysfs: no regular file can be created there, not even by root (refused by access() or by DuckDB)
+        ((), {"CRYPTO_ASSETS_DUCKDB": "/sys/crypto.duckdb"}, "cannot open warehouse|is not writable"),
+        ((), {"CRYPTO_ASSETS_DUCKDB": "{root}/read_only/crypto.duckdb"}, "is not writable"),
+    ],
+    ids=[
+        "start-before",
+        "days-too-many",
+        "end-today",
+        "webhook-no-scheme",
+        "webhook-ftp",
+        "under-a-file",
+        "sys",
+        "555",
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(pipeline_env, args, env, message) -> None:
+    root = pipeline_env.root
+    (root / "a_file").write_text("not a folder")
+    (root / "read_only").mkdir()
+    (root / "read_only").chmod(0o555)
+    if "read_only" in env.get("CRYPTO_ASSETS_DUCKDB", "") and os.geteuid() == 0:
+        pytest.skip("runs as root, which may write into a mode-555 folder (the other cases cover unwritable paths)")
+    extra = {key: value.format(root=root) for key, value in env.items()}
+    if not args:
+        args = ("--start", "2022-05-10", "--end", "2022-05-10")
+    done = pipeline_env.run("bootstrap", *args, "--symbols", "BTC", **extra)
+    assert done.returncode == 2, _tail(done)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("crypto-assets: error: ") and re.search(message, lines[0]), lines
+    assert "not a DuckDB file" not in lines[0]  # none of these paths is a file: that hint would mislead
+    assert done.stdout == ""
+    assert not pipeline_env.duckdb_path.exists()
+    assert sum(pipeline_env.server.stats().values()) == 0
+    with instance_of(pipeline_env) as instance:
+        assert instance.get_runs() == []
+
+
+# ------------------------------------------------------------------------------------------------ 9. secrets
+
+SECRET = "sk-test-SECRET"
+
+
+def test_the_api_key_is_sent_but_never_shown_or_stored(pipeline_env, monkeypatch) -> None:
+    """CryptoCompare is the only price provider (so the key is used for prices and news) and its prices are down
+    for one of the two days, so the error paths (retries, the failed partition, the run failure) are scanned too."""
+    sent: list[tuple[str, str | None]] = []
+    serve = replay_server_module._Handler._serve
+
+    def recording(handler, method: str) -> None:  # observes the real requests; the answer is unchanged
+        sent.append((handler.path.split("?")[0], handler.headers.get("authorization")))
+        serve(handler, method)
+
+    monkeypatch.setattr(replay_server_module._Handler, "_serve", recording)
+    pipeline_env.server.set_faults(FaultConfig(down_days=["2022-05-11"]))
+    done = pipeline_env.run(
+        "bootstrap",
+        "--start",
+        "2022-05-10",
+        "--end",
+        "2022-05-11",
+        "--symbols",
+        "BTC",
+        CRYPTOCOMPARE_API_KEY=SECRET,
+        CRYPTO_ASSETS_PRICE_PROVIDERS="cryptocompare",
+    )
+    assert done.returncode == 1, _tail(done)
+    assert "2022-05-11 BTC: cryptocompare:" in done.stdout and "HTTP 503" in done.stdout
+    assert RETRY_LINE.search(done.stderr)
+    # The key was really used, as a header, for prices and news.
+    keyed = {path for path, auth in sent if auth == f"Apikey {SECRET}"}
+    assert {"/cryptocompare/data/v2/histohour", "/cryptocompare/data/v2/news/"} <= keyed, sent
+
+    # The day whose prices failed still has its news (news does not depend on the price providers).
+    days = query(pipeline_env.duckdb_path, "SELECT DISTINCT CAST(published_at AS DATE) AS d FROM raw.news")
+    assert {str(d.date()) for d in pd.to_datetime(days["d"])} == {"2022-05-10", "2022-05-11"}
+    assert_prices_exact(pipeline_env.duckdb_path, ("BTC",), "2022-05-10", "2022-05-10")
+
+    assert SECRET not in done.stdout and SECRET not in done.stderr
+    with instance_of(pipeline_env) as instance:
+        runs = instance.get_runs()
+        assert [run.status for run in runs] == [DagsterRunStatus.FAILURE]
+        for run in runs:
+            assert SECRET not in serialize_value(run)  # tags, run config
+            assert SECRET not in serialize_value(instance.get_job_snapshot(run.job_snapshot_id))
+            assert SECRET not in serialize_value(instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id))
+            records = instance.all_logs(run.run_id)
+            assert len(records) > 50
+            for record in records:  # logs, step failures (exception messages), materialization and check metadata
+                assert SECRET not in str(record) and SECRET not in serialize_value(record)
+    with duckdb.connect(str(pipeline_env.duckdb_path), read_only=True) as conn:
+        columns = conn.execute(
+            "SELECT table_schema || '.' || table_name, column_name FROM information_schema.columns "
+            "WHERE data_type = 'VARCHAR'"
+        ).fetchall()
+        assert len(columns) > 10
+        for table, column in columns:
+            hits = conn.execute(f"SELECT count(*) FROM {table} WHERE contains({column}, ?)", [SECRET]).fetchone()[0]
+            assert hits == 0, (table, column)
+    for path in pipeline_env.root.rglob("*"):  # every file: SQLite storage, logs, DuckDB, Parquet exports
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
