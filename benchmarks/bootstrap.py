@@ -10,9 +10,9 @@ script starts (bundled real data over local HTTP, the providers' rate limiters s
           ``BackfillPolicy.single_run()``, over the same 90 partitions, run by ``execute_in_process`` with the
           bootstrap's tags on a fresh instance of the same kind. What Dagster alone costs for such a run.
 - prices: only raw/prices (its asset checks come along, as in any asset selection) over the 90 days x 6
-          symbols: what ``crypto_assets.bootstrap.run_bootstrap`` does, with
-          ``asset_selection=[AssetKey(["raw", "prices"])]`` passed to ``execute_in_process`` (same instance,
-          job, tags and run config; this script's ``--child prices`` entry).
+          symbols: ``crypto-assets bootstrap`` itself (CLI and ``run_bootstrap``: same instance, job, tags, run
+          config, summary) with ``asset_selection=[AssetKey(["raw", "prices"])]`` added to its
+          ``execute_in_process`` call (this script's ``--child prices`` entry wraps that method).
 - full:   exactly ``python -m crypto_assets bootstrap --start 2022-05-04 --end 2022-08-01``.
 
 Per measurement: wall time from subprocess start to exit; the run's own time from the instance (first event
@@ -61,41 +61,24 @@ PARTITIONS_START = "2022-01-01"  # the same as crypto_assets.defs.common (not im
 # ------------------------------------------------------------------------------------ child entries
 
 
-def _run_tags(start: str, end: str) -> dict[str, str]:
-    """The tags of crypto_assets.bootstrap.run_bootstrap."""
-    return {
-        "dagster/asset_partition_range_start": start,
-        "dagster/asset_partition_range_end": end,
-        "crypto_assets/command": "bootstrap",
-    }
-
-
 def child_prices(start: str, end: str) -> int:
-    """run_bootstrap with ``asset_selection=[raw/prices]``: same checks, instance, job, tags and run config."""
+    """``crypto-assets bootstrap`` itself (CLI, run_bootstrap), with ``asset_selection=[raw/prices]`` injected.
+
+    Wrapping ``JobDefinition.execute_in_process`` keeps everything else exactly as in the full bootstrap:
+    instance, job, tags, run config, the warehouse check before and the summary after.
+    """
     import dagster as dg
 
-    from crypto_assets import bootstrap
-    from crypto_assets.config import load_settings
+    from crypto_assets.cli import main as cli_main
 
-    settings = load_settings()
-    bootstrap._check_warehouse_openable(settings.duckdb_path)
-    from crypto_assets.definitions import defs
+    original = dg.JobDefinition.execute_in_process
 
-    instance = dg.DagsterInstance.get()
-    job = defs.resolve_job_def("bootstrap")
-    result = job.execute_in_process(
-        instance=instance,
-        tags=_run_tags(start, end),
-        run_config={
-            "resources": {"universe": {"config": {"symbols": list(settings.symbols)}}},
-            "loggers": {"console": {"config": {"log_level": "INFO"}}},
-        },
-        raise_on_error=False,
-        asset_selection=[dg.AssetKey(["raw", "prices"])],
-    )
-    print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
-    bootstrap._summarise(settings.duckdb_path, print)
-    return 0 if result.success else 1
+    def prices_only(self: dg.JobDefinition, *args: object, **kwargs: object) -> dg.ExecuteInProcessResult:
+        kwargs.setdefault("asset_selection", [dg.AssetKey(["raw", "prices"])])
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    dg.JobDefinition.execute_in_process = prices_only  # type: ignore[method-assign]
+    return cli_main(["bootstrap", "--start", start, "--end", end])
 
 
 def child_floor(start: str, end: str) -> int:
@@ -111,7 +94,11 @@ def child_floor(start: str, end: str) -> int:
     defs = dg.Definitions(assets=[floor_asset], jobs=[dg.define_asset_job("bootstrap_floor", selection=[floor_asset])])
     result = defs.resolve_job_def("bootstrap_floor").execute_in_process(
         instance=dg.DagsterInstance.get(),
-        tags=_run_tags(start, end),
+        tags={  # the partition-range and command tags of crypto_assets.bootstrap.run_bootstrap
+            "dagster/asset_partition_range_start": start,
+            "dagster/asset_partition_range_end": end,
+            "crypto_assets/command": "bootstrap",
+        },
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
@@ -558,7 +545,7 @@ HOTSPOTS: tuple[tuple[str, str, str], ...] = (
     ("DuckDB writes (replace_table)", "crypto_assets/warehouse.py", "replace_table"),
     ("Parquet export", "crypto_assets/warehouse.py", "export_parquet"),
     ("DuckDB reads (read_window)", "crypto_assets/warehouse.py", "read_window"),
-    ("raw/prices quality scores (partition_score_rows)", "crypto_assets/transforms/quality.py", "partition_score_rows"),
+    ("quality scores per day (partition_score_rows)", "crypto_assets/transforms/quality.py", "partition_score_rows"),
     ("news normalisation", "crypto_assets/transforms/news.py", "normalize_news"),
     ("article sentiment scoring", "crypto_assets/transforms/sentiment.py", "score_articles"),
     ("technical indicators", "crypto_assets/transforms/indicators.py", "technical_indicators"),

@@ -27,6 +27,8 @@ DuckDB. Goal: launch -> row <= 30 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import resource
@@ -36,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,9 +46,20 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+
 MODES = ("process", "warm")
 GOAL_S = 30.0
 FEATURES = "features/feature_vectors"
+
+
+# The run's console log is in the instance too: keep it out of the figures (and their formatting cost low).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 @dataclass
@@ -188,13 +201,10 @@ def measure_warm(
         state["instance"] = dg.DagsterInstance.from_config(str(home))
     partition, tags = schedule_request(clock)
     launched = time.time()
-    result = state["job"].execute_in_process(  # type: ignore[attr-defined]
-        partition_key=partition,
-        instance=state["instance"],
-        tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
-    )
+    with quiet():
+        result = state["job"].execute_in_process(  # type: ignore[attr-defined]
+            partition_key=partition, instance=state["instance"], tags=tags, run_config=QUIET, raise_on_error=False
+        )
     ended = time.time()
     facts = run_facts(home, result.run_id)
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

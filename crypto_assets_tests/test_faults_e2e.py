@@ -57,7 +57,7 @@ WINDOW = ("2022-05-10", "2022-05-12")
 WINDOW_SYMBOLS = ("BTC", "ETH")
 WINDOW_ARGS = ("bootstrap", "--start", WINDOW[0], "--end", WINDOW[1], "--symbols", ",".join(WINDOW_SYMBOLS))
 
-# "2022-05-10: attempt 1/5 failed (HTTP 429 (...)); retrying in 1.00 s: http://..." (crypto_assets.http, stderr)
+# "coinbase: attempt 1/5 failed (HTTP 429 (...)); retrying in 1.00 s: http://..." (crypto_assets.http, on stderr)
 RETRY_LINE = re.compile(r"^(\w+): attempt (\d+)/(\d+) failed \((.*)\); retrying in ([0-9.]+) s: ", re.MULTILINE)
 
 
@@ -194,10 +194,12 @@ def clean_window(tmp_path_factory: pytest.TempPathFactory, replay_server: Replay
 
 # ------------------------------------------------------------------------------------------------ 1. mixed faults
 
-# Seed of the deterministic fault stream. This window makes 6 CryptoCompare news, 6 RSS, 3 Binance and 6 Coinbase
-# requests in that order; with rate 0.1 this seed faults 6 of the 27 requests sent (retries included): news 5xx,
-# RSS slow and truncated, Binance (raw/prices) html, Coinbase (second-provider samples) 429 and 5xx. Every kind
-# once, and only one "slow", which costs a whole read timeout (20 s).
+# Seed of the deterministic fault stream (faults.decide depends only on the seed and the request's number). This
+# window makes 6 CryptoCompare news, 6 RSS, 3 Binance and 6 Coinbase requests, in that order; with rate 0.1 this
+# seed faults 6 of the 27 requests sent (retries included): news 5xx, RSS slow and truncated, Binance (raw/prices)
+# html, Coinbase (the second-provider samples) 429 and 5xx. Every kind at least once, and only one "slow", which
+# costs a whole read timeout (20 s). If the pipeline's requests change, re-pick: list the providers of a clean
+# run's requests, then replay faults.decide over seeds, each fault followed by one retry of the same request.
 FAULT_SEED = 3177
 
 
@@ -220,9 +222,8 @@ def test_ten_percent_faulty_responses_mixed(pipeline_env) -> None:
     # One retry per fault: a fault never reaches the data, and never fails a request that one retry would fix.
     assert len(retries) == sum(served.values()), (served, retries)
     assert any("read timeout" in reason for _, _, _, reason, _ in retries)
-    assert [wait for provider, _, _, reason, wait in retries if reason.startswith("HTTP 429")] == ["1.00"] * served[
-        "429"
-    ], "a 429 waits exactly its Retry-After (1 s)"
+    waits_after_429 = [wait for _, _, _, reason, wait in retries if reason.startswith("HTTP 429")]
+    assert waits_after_429 == ["1.00"] * served["429"], "a 429 waits exactly its Retry-After (1 s)"
 
     prices = assert_prices_exact(pipeline_env.duckdb_path, symbols, first, last)
     assert set(prices["provider"]) == {"binance"}  # retried, not failed over
@@ -233,7 +234,7 @@ def test_ten_percent_faulty_responses_mixed(pipeline_env) -> None:
     titled = news[in_window & (news["title"].str.strip() != "")]
     assert query(pipeline_env.duckdb_path, "SELECT count(*) AS n FROM raw.news")["n"][0] == len(titled)
 
-    binance = [(float(wait)) for provider, _, _, _, wait in retries if provider == "binance"]
+    binance = [float(wait) for provider, _, _, _, wait in retries if provider == "binance"]
     assert binance, f"seed {FAULT_SEED} no longer puts a fault on a raw/prices request: pick another seed"
     with instance_of(pipeline_env) as instance:
         assert only_run(instance).status == DagsterRunStatus.SUCCESS

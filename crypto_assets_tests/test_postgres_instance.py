@@ -489,13 +489,11 @@ def test_runs_submitted_to_the_queue_run_one_at_a_time_through_the_daemon(
         assert time.monotonic() < deadline, f"the gRPC code server did not listen within 180 s:\n{log_tail('grpc')}"
         time.sleep(0.5)
 
-    # The in-process executor: a step process per step (the default) costs seconds of imports each.
-    in_process = json.dumps({"execution": {"config": {"in_process": {}}}})
     for first, last in (FIRST, SECOND):
         launched = subprocess.run(
             [
                 *(str(BIN / "dagster"), "job", "launch", "--grpc-host", "127.0.0.1", "--grpc-port", str(port)),
-                *("-j", "bootstrap", "--config-json", in_process, "--tags"),
+                *("-j", "bootstrap", "--tags"),
                 json.dumps({"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}),
             ],
             env=env.env,

@@ -50,6 +50,8 @@ def fetch_news(
             context.log.warning(f"{provider}: {exc}")
             continue
         context.log.info(f"{provider}: {len(frame)} articles between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
+        for feed, message in getattr(client, "last_errors", {}).items():
+            errors[f"{provider} {feed}"] = message  # one feed down: the others still count, the gap is reported
         frames.append(frame)
     if PRIMARY_NEWS_PROVIDER in errors or not frames:
         raise dg.Failure(

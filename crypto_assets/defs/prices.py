@@ -59,7 +59,7 @@ def _failure_report(failed: dict[date, dict[str, dict[str, str]]]) -> str:
 @dg.asset(
     key=RAW_PRICES,
     group_name="ingestion",
-    kinds={"duckdb", "pandas", "binance", "coinbase", "cryptocompare"},
+    kinds={"duckdb", "pandas", "binance", "coinbase"},
     description=(
         "Hourly OHLCV bars per universe symbol (bar open time `ts`, UTC). For each (symbol, day) the providers "
         "of `CRYPTO_ASSETS_PRICE_PROVIDERS` are tried in order; `provider` records who served each row. "
