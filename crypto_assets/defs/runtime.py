@@ -33,10 +33,14 @@ class CompactFormatter(logging.Formatter):
 
 
 class _ShownEvents(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
     def filter(self, record: logging.LogRecord) -> bool:
         event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
         if event is None:
-            return record.levelno >= logging.INFO
+            return record.levelno >= self.level
         return event.event_type_value in _SHOWN_EVENTS
 
 
@@ -51,7 +55,7 @@ def compact_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger
     logger.handlers.clear()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(CompactFormatter())
-    handler.addFilter(_ShownEvents())
+    handler.addFilter(_ShownEvents(logging.getLevelName(init_context.logger_config["log_level"].upper())))
     logger.addHandler(handler)
     return logger
 
