@@ -17,14 +17,22 @@ script starts (bundled real data over local HTTP, the providers' rate limiters s
 
 Per measurement: wall time from subprocess start to exit; the run's own time from the instance (first event
 of the run, i.e. run creation, to the run's end; "exec" = PIPELINE_START to end); the child's CPU time and
-peak RSS (``os.wait4`` on that child: its own rusage, never another process's). Each is repeated ``--repeat``
-times (interleaved), and the table shows median and min, plus prices/floor (goal <= 2x) and full/floor
-(goal <= 3x) on the medians.
+peak RSS (``os.wait4`` on that child: its own rusage, never another process's); "others", the CPU cores other
+processes of the machine used meanwhile (from /proc/stat: noise, 0 on a quiet machine). Before each
+measurement the script waits (``--wait-idle``, ``--wait-max``) for the machine to be idle. Each measurement
+is repeated ``--repeat`` times (interleaved); the table shows median and min, then prices/floor (goal <= 2x)
+and full/floor (goal <= 3x).
 
-Then the per-step durations of the last full run, from its STEP_START / STEP_OUTPUT / STEP_SUCCESS events:
-"compute" is the step's own code (up to its output), "events" the materialization events Dagster writes
-after it (one per partition). ``--profile`` also runs the full bootstrap once under cProfile and prints
-where the time went (event-log writes, HTTP and rate-limit waits, pandera, DuckDB, quality scores...).
+Then: the phases of each run (startup, planning = the ASSET_MATERIALIZATION_PLANNED events written while the
+run is created, steps, exit); the per-step durations of the last full run from its STEP_START / STEP_OUTPUT /
+STEP_SUCCESS events ("compute" = the step's own code up to its output, "events" = the materialization events
+Dagster writes after it, one per partition); its HTTP requests and the least time the rate limiters allow for
+them. ``--profile`` also runs the full bootstrap once under cProfile and prints where the time went
+(event-log writes, HTTP and rate-limit waits, pandera, DuckDB, quality scores, imports).
+
+Experiments: ``--floor-assets 8`` (a chain of 8 trivial partitioned assets: the bootstrap's shape),
+``--dagster-yaml PATH`` (another instance config), ``--env KEY=VALUE`` (e.g.
+``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1``), ``--json PATH`` (all samples).
 """
 
 import argparse
@@ -81,17 +89,28 @@ def child_prices(start: str, end: str) -> int:
     return cli_main(["bootstrap", "--start", start, "--end", end])
 
 
-def child_floor(start: str, end: str) -> int:
-    """One trivial partitioned asset, single-run backfill policy, executed like the bootstrap."""
+def child_floor(start: str, end: str, assets: int = 1) -> int:
+    """Trivial partitioned assets (a chain of ``assets``; 1 by default), single-run backfill, run like the bootstrap."""
     import dagster as dg
 
     partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
 
-    @dg.asset(key=["bench", "floor"], partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run())
-    def floor_asset() -> dg.MaterializeResult:
-        return dg.MaterializeResult()
+    def trivial(number: int) -> dg.AssetsDefinition:
+        @dg.asset(
+            key=["bench", f"floor_{number}"] if assets > 1 else ["bench", "floor"],
+            deps=[dg.AssetKey(["bench", f"floor_{number - 1}"])] if number > 1 else [],
+            partitions_def=partitions,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+        )
+        def floor_asset() -> dg.MaterializeResult:
+            return dg.MaterializeResult()
 
-    defs = dg.Definitions(assets=[floor_asset], jobs=[dg.define_asset_job("bootstrap_floor", selection=[floor_asset])])
+        return floor_asset
+
+    floor_assets = [trivial(number) for number in range(1, assets + 1)]
+    defs = dg.Definitions(
+        assets=floor_assets, jobs=[dg.define_asset_job("bootstrap_floor", selection=dg.AssetSelection.all())]
+    )
     result = defs.resolve_job_def("bootstrap_floor").execute_in_process(
         instance=dg.DagsterInstance.get(),
         tags={  # the partition-range and command tags of crypto_assets.bootstrap.run_bootstrap
@@ -262,11 +281,14 @@ def wait_for_idle(idle_percent: float, max_wait: float, window: float = 3.0) -> 
             return
 
 
-def child_command(kind: str, start: str, end: str, *, profile_to: Path | None = None) -> list[str]:
+def child_command(
+    kind: str, start: str, end: str, *, floor_assets: int = 1, profile_to: Path | None = None
+) -> list[str]:
     if kind == "full":
         prefix = [sys.executable, "-m", "cProfile", "-o", str(profile_to)] if profile_to else [sys.executable]
         return [*prefix, "-m", "crypto_assets", "bootstrap", "--start", start, "--end", end]
-    return [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--start", start, "--end", end]
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--start", start, "--end", end]
+    return [*command, "--floor-assets", str(floor_assets)] if kind == "floor" else command
 
 
 def child_env(server_env: dict[str, str], home: Path, duckdb_path: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -291,7 +313,7 @@ def measure(
     home.mkdir()
     shutil.copy(args.dagster_yaml, home / "dagster.yaml")
     env = child_env(server.env(), home, workdir / "crypto.duckdb", dict(args.env))
-    command = child_command(kind, args.start, args.end, profile_to=profile_to)
+    command = child_command(kind, args.start, args.end, floor_assets=args.floor_assets, profile_to=profile_to)
     if args.wait_idle:
         wait_for_idle(args.wait_idle, args.wait_max)
     server.reset_stats()
@@ -636,6 +658,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--wait-max", type=float, default=120.0, help="longest wait for idle, s (default %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temp instances, warehouses and logs")
+    parser.add_argument(
+        "--floor-assets",
+        type=int,
+        default=1,
+        metavar="N",
+        help="trivial partitioned assets in the floor (default 1; 8 ~ the bootstrap: 7 partitioned + training set)",
+    )
     parser.add_argument("--child", choices=("prices", "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     kinds = [k for k in args.only.split(",") if k]
@@ -644,6 +673,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--only: choose from {', '.join(KINDS)}")
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
+    if args.floor_assets < 1:
+        parser.error("--floor-assets must be >= 1")
     args.kinds = [k for k in KINDS if k in kinds]
     return args
 
@@ -658,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child == "prices":
         return child_prices(args.start, args.end)
     if args.child == "floor":
-        return child_floor(args.start, args.end)
+        return child_floor(args.start, args.end, args.floor_assets)
 
     from crypto_assets.replay.server import ReplayServer
 
