@@ -112,3 +112,43 @@ def test_failing_blocking_check_stops_downstream_and_alerts(corrupt_env, httpser
     assert len(posts) == 2
     assert "check failed" in posts[0]["text"] and "ohlc_consistency" in posts[0]["text"] and posts[0]["blocks"]
     assert "run failed" in posts[1]["text"] and result.dagster_run.run_id in json.dumps(posts[1])
+
+
+def test_a_schema_failure_fails_the_asset_and_writes_nothing(pipeline_env, monkeypatch):
+    """A real run whose indicator function is replaced (the one mock here: real indicators never break the
+    schema, so a broken one is injected) to return an RSI of 150: the asset fails with pandera's failure
+    cases and features.technical_indicators keeps its previous rows."""
+    for key, value in pipeline_env.env.items():
+        if key.startswith(("CRYPTO_ASSETS_", "DAGSTER_HOME")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CRYPTO_ASSETS_SYMBOLS", "BTC,ETH")
+    from crypto_assets.defs import features
+
+    with dg.instance_for_test() as instance:
+        good = dg.materialize(
+            [raw_prices, technical_indicators],
+            instance=instance,
+            resources=build_resources(),
+            partition_key="2022-05-10",
+        )
+        assert good.success
+        with duckdb.connect(str(pipeline_env.duckdb_path), read_only=True) as conn:
+            before = conn.execute("SELECT * FROM features.technical_indicators ORDER BY ALL").fetchall()
+        assert len(before) == 48
+
+        real = features.compute_indicators
+        monkeypatch.setattr(features, "compute_indicators", lambda prices: real(prices).assign(rsi_14=150.0))
+        bad = dg.materialize(
+            [raw_prices, technical_indicators],
+            selection=[technical_indicators.key],
+            instance=instance,
+            resources=build_resources(),
+            partition_key="2022-05-10",
+            raise_on_error=False,
+        )
+    assert not bad.success
+    failure = next(e for e in bad.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error.cause.message)
+    assert "features.technical_indicators" in message and "rsi_14" in message and "150" in message
+    with duckdb.connect(str(pipeline_env.duckdb_path), read_only=True) as conn:
+        assert conn.execute("SELECT * FROM features.technical_indicators ORDER BY ALL").fetchall() == before
