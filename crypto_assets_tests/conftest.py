@@ -19,6 +19,7 @@ import pytest
 from crypto_assets.config import REPO_ROOT
 from crypto_assets.http import reset_http_state
 from crypto_assets.replay.server import ReplayServer
+from crypto_assets_tests.fakes import FakeTime
 
 DEMO_START = "2022-05-04"
 DEMO_END = "2022-08-01"
@@ -72,6 +73,11 @@ def _fresh_http_state() -> Iterator[None]:
     reset_http_state()
     yield
     reset_http_state()
+
+
+@pytest.fixture
+def fake() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,8 @@ from crypto_assets.http import (
     circuit_state,
     merge_stats,
     parse_retry_after,
-    reset_http_state,
 )
+from crypto_assets_tests.fakes import FakeTime
 
 SAMPLES = json.loads((Path(__file__).parent / "fixtures" / "api_samples" / "api_response_samples.json").read_text())
 KLINES = SAMPLES["binance_spot_klines"]
@@ -38,33 +38,6 @@ KLINES_HEADERS = {k: v for k, v in KLINES["response_headers_subset"].items() if 
 CC_ERRORS = SAMPLES["cryptocompare_error_envelope"]["examples"]
 SECRET = "s3cr3t-KEY-0123456789"
 WALL = 1_700_000_000.0  # a fixed wall-clock epoch for Retry-After dates and weight minutes
-
-
-class FakeTime:
-    """Monotonic clock + sleep that only advances the clock and records each wait."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def _fresh_http_state():
-    reset_http_state()
-    yield
-    reset_http_state()
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
 
 
 def client(server: HTTPServer, fake: FakeTime, provider: str = "binance", **kwargs) -> HttpClient:

@@ -24,10 +24,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from crypto_assets.errors import ConfigError, ProviderError
-from crypto_assets.http import HttpClient, HttpStatusError, reset_http_state
+from crypto_assets.http import HttpClient, HttpStatusError
 from crypto_assets.providers.news_cryptocompare import RAW_NEWS_COLUMNS, CryptoCompareNewsClient
 from crypto_assets.providers.newsapi import NewsApiClient
 from crypto_assets.providers.rss import RssClient
+from crypto_assets_tests.fakes import FakeTime
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api_samples"
 SAMPLES = json.loads((FIXTURES / "api_response_samples.json").read_text())
@@ -39,31 +40,6 @@ SECRET = "newsKEY-00112233445566"
 
 def epoch(row: dict) -> int:
     return int(dt.datetime.fromisoformat(row["published_at"]).timestamp())
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def _fresh_http_state():
-    reset_http_state()
-    yield
-    reset_http_state()
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
 
 
 def http_for(provider: str, base_url: str, fake: FakeTime, **kwargs) -> HttpClient:

@@ -20,12 +20,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from crypto_assets.errors import ConfigError, ProviderError, UnknownSymbolError
-from crypto_assets.http import HttpClient, reset_http_state
+from crypto_assets.http import HttpClient
 from crypto_assets.providers.binance import BinanceClient
 from crypto_assets.providers.coinbase import CoinbaseClient
 from crypto_assets.providers.cryptocompare import CryptoCompareClient
 from crypto_assets.providers.kraken import KrakenClient
 from crypto_assets.providers.prices import PRICE_COLUMNS, fetch_prices_with_failover, make_price_client
+from crypto_assets_tests.fakes import FakeTime
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api_samples"
 SAMPLES = json.loads((FIXTURES / "api_response_samples.json").read_text())
@@ -36,31 +37,6 @@ T0 = dt.datetime(2022, 5, 4, tzinfo=UTC)
 LATER = dt.datetime(2022, 8, 1, tzinfo=UTC)  # a "now" after every bar
 SECRET = "cc-KEY-9f8e7d6c5b4a"
 HOUR_MS = 3_600_000
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def _fresh_http_state():
-    reset_http_state()
-    yield
-    reset_http_state()
-
-
-@pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
 
 
 def make(cls, server: HTTPServer, fake: FakeTime, api_key: str | None = None, **http_options):
