@@ -13,17 +13,10 @@ import dagster as dg
 from crypto_assets import warehouse as wh
 from crypto_assets.config import REPO_ROOT, Settings
 from crypto_assets.errors import ConfigError
+from crypto_assets.schemas import TABLE_MODELS
 
-SUMMARY_TABLES = (
-    "raw.prices",
-    "raw.news",
-    "features.article_sentiment",
-    "features.sentiment_hourly",
-    "features.technical_indicators",
-    "features.feature_vectors",
-    "ml.training_set",
-    "quality.partition_scores",
-)
+# Every warehouse table, in pipeline order: the pandera model registry is the one list of tables.
+SUMMARY_TABLES = tuple(TABLE_MODELS)
 
 
 def _check_warehouse_openable(path: Path, echo: Callable[[str], None]) -> None:

@@ -34,21 +34,13 @@ from crypto_assets.replay import server as replay_server_module
 from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
 from crypto_assets.replay.faults import FAULT_KINDS, FaultConfig, decide
 from crypto_assets.replay.server import ReplayServer
+from crypto_assets.schemas import TABLE_MODELS
 from crypto_assets_tests.conftest import PipelineEnv, make_pipeline_env
 
 pytestmark = pytest.mark.slow
 
 PRICE_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
-TABLES = (
-    "raw.prices",
-    "raw.news",
-    "features.article_sentiment",
-    "features.technical_indicators",
-    "features.sentiment_hourly",
-    "features.feature_vectors",
-    "ml.training_set",
-    "quality.partition_scores",
-)
+TABLES = tuple(TABLE_MODELS)
 WALL_CLOCK_COLUMNS = ("ingested_at", "computed_at")  # when a row was written: differs between any two runs
 RAW_PRICES = AssetKey(["raw", "prices"])
 
