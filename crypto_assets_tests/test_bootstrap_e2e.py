@@ -6,8 +6,9 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, AssetPartitionStatus, DagsterInstance, DagsterRunStatus
 
+from crypto_assets.defs.common import daily_partitions
 from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
 from crypto_assets.replay.faults import FaultConfig
 
@@ -35,6 +36,13 @@ def stored_prices(path) -> pd.DataFrame:
     frame = query(path, "SELECT * FROM raw.prices ORDER BY symbol, ts")
     frame["ts"] = frame["ts"].dt.tz_convert("UTC").dt.as_unit("ns")
     return frame
+
+
+def partition_status(pipeline_env, *days: str) -> dict[str, AssetPartitionStatus | None]:
+    """raw/prices' partition status as the UI shows it, read from the run's instance."""
+    instance = DagsterInstance.from_config(str(pipeline_env.dagster_home))
+    status = instance.get_status_by_partition(AssetKey(["raw", "prices"]), list(days), daily_partitions)
+    return dict(status or {})
 
 
 def test_demo_bootstrap_lands_exactly_the_bundled_bars(demo_pipeline):
@@ -123,10 +131,18 @@ def test_a_day_no_provider_serves_fails_alone_and_recovers(pipeline_env):
     assert "2022-05-05" in done.stdout
     days = query(pipeline_env.duckdb_path, "SELECT DISTINCT ts::DATE AS day FROM raw.prices ORDER BY day")
     assert [str(d.date()) for d in pd.to_datetime(days["day"])] == ["2022-05-04", "2022-05-06"]
+    assert partition_status(pipeline_env, "2022-05-04", "2022-05-05", "2022-05-06") == {
+        "2022-05-04": AssetPartitionStatus.MATERIALIZED,
+        "2022-05-05": AssetPartitionStatus.FAILED,
+        "2022-05-06": AssetPartitionStatus.MATERIALIZED,
+    }
 
     server.set_faults(FaultConfig())
     done = pipeline_env.run("bootstrap", "--start", "2022-05-05", "--end", "2022-05-05", "--symbols", "BTC")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert set(partition_status(pipeline_env, "2022-05-04", "2022-05-05", "2022-05-06").values()) == {
+        AssetPartitionStatus.MATERIALIZED
+    }
     prices = stored_prices(pipeline_env.duckdb_path)
     expected = bundled(["BTC"], "2022-05-04", "2022-05-07")
     expected["ts"] = expected["ts"].dt.as_unit("ns")

@@ -1,0 +1,119 @@
+"""Dagster's SQLite event log, writing each event batch in one transaction per database.
+
+A 90-day bootstrap plans and materializes every asset once per daily partition: ~1,500 events. Dagster's
+``SqliteEventLogStorage`` opens a new SQLAlchemy engine (and so an empty compiled-statement cache) and
+commits once for every event, which made this bookkeeping the largest cost of the bootstrap
+(benchmarks/README.md). Dagster already hands the storage those events as batches when
+``DAGSTER_EVENT_BATCH_SIZE`` is set (the planned events of a run, the per-partition materializations of
+an output); this storage writes each batch in one transaction per database and keeps one engine per
+database file. What is stored is exactly what ``SqliteEventLogStorage`` stores, in the same files: an
+instance can switch between the two freely.
+
+Configured in dagster.yaml (``event_log_storage``); ``base_dir`` defaults to Dagster's own location,
+``<instance folder>/history/runs``, known once the instance registers the storage.
+"""
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from dagster._config import Field, StringSource
+from dagster._config.config_schema import UserConfigSchema
+from dagster._core.events import ASSET_EVENTS
+from dagster._core.events.log import EventLogEntry
+from dagster._core.instance import DagsterInstance
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+# Dagster reads this when it hands events to the storage; batches larger than one output's partitions
+# (or one run's planned events) are never needed.
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "10000")
+
+CACHED_ENGINES = 16  # the index shard plus the run shards recently written or read
+
+
+class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+    """``SqliteEventLogStorage`` with one cached engine per database and one transaction per event batch."""
+
+    def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        # NullPool: no connection outlives its transaction, so cached engines are safe across forks and
+        # hold no SQLite locks; what is reused is the engine and its compiled statements.
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._inst_data = inst_data
+        if base_dir is not None:
+            super().__init__(base_dir, inst_data)
+
+    def register_instance(self, instance: DagsterInstance) -> None:
+        if not hasattr(self, "_base_dir"):  # no base_dir configured: the instance's folder, as Dagster's default
+            super().__init__(os.path.join(instance.root_directory, "history", "runs", ""), self._inst_data)
+        super().register_instance(instance)
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {"base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> "BatchingSqliteEventLogStorage":
+        return cls(inst_data=inst_data, **config_value)
+
+    def _engine(self, shard: str) -> Engine:
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
+            return engine
+        engine = create_engine(
+            self.conn_string_for_shard(shard),
+            poolclass=NullPool,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        self._engines[shard] = engine
+        while len(self._engines) > CACHED_ENGINES:
+            self._engines.popitem(last=False)[1].dispose()
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            with self._engine(shard).connect() as conn, conn.begin():
+                yield conn
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store ``events`` as ``store_event`` would, one transaction for the run shard and one for the index.
+
+        Dagster only batches asset events (planned, materialized, observed, failed) and check planning;
+        anything else in a batch is stored one by one.
+        """
+        asset_events = [event for event in events if event.dagster_event_type in ASSET_EVENTS]
+        others = [event for event in events if event.dagster_event_type not in ASSET_EVENTS]
+        for run_id in dict.fromkeys(event.run_id for event in asset_events):
+            run_events = [event for event in asset_events if event.run_id == run_id]
+            rows = [self._event_to_row(event) for event in run_events]
+            with self.run_connection(run_id) as conn:
+                conn.execute(SqlEventLogStorageTable.insert(), rows)
+            with self.index_transaction() as conn:
+                event_ids = [
+                    conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0]
+                    for row in rows
+                ]
+                self._store_asset_event_tags(conn, run_events, event_ids)
+                for event, event_id in zip(run_events, event_ids, strict=True):
+                    self._store_asset_event(conn, event, event_id)
+        for event in others:
+            self.store_event(event)
+
+    def dispose(self) -> None:
+        super().dispose()
+        while self._engines:
+            self._engines.popitem()[1].dispose()
