@@ -85,9 +85,8 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            with self._engine(shard).connect() as conn, conn.begin():
-                yield conn
+        with self._db_lock, self._engine(shard).connect() as conn, conn.begin():
+            yield conn
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store ``events`` as ``store_event`` would, one transaction for the run shard and one for the index.
@@ -104,8 +103,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 conn.execute(SqlEventLogStorageTable.insert(), rows)
             with self.index_transaction() as conn:
                 event_ids = [
-                    conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0]
-                    for row in rows
+                    conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0] for row in rows
                 ]
                 self._store_asset_event_tags(conn, run_events, event_ids)
                 for event, event_id in zip(run_events, event_ids, strict=True):

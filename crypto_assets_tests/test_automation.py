@@ -18,7 +18,7 @@ from crypto_assets.defs.alerting import alert_on_failed_checks, alert_on_run_fai
 from crypto_assets.defs.automation import daily_finalize, hourly_refresh
 from crypto_assets.defs.features import technical_indicators
 from crypto_assets.defs.prices import raw_prices
-from crypto_assets.defs.quality import ohlc_consistency
+from crypto_assets.defs.quality import raw_prices_checks
 from crypto_assets.defs.resources import build_resources
 from crypto_assets.replay.faults import FaultConfig
 
@@ -82,7 +82,7 @@ def test_failing_blocking_check_stops_downstream_and_alerts(corrupt_env, httpser
         sensor_context = dg.build_sensor_context(instance=instance)
         alert_on_failed_checks(sensor_context)  # first tick only starts watching
         result = dg.materialize(
-            [raw_prices, ohlc_consistency, technical_indicators],
+            [raw_prices, raw_prices_checks, technical_indicators],
             instance=instance,
             resources=build_resources(),
             partition_key="2022-05-10",
@@ -109,9 +109,11 @@ def test_failing_blocking_check_stops_downstream_and_alerts(corrupt_env, httpser
         ).for_run_failure()
         alert_on_run_failure(run_failure)
     posts = [json.loads(request.data) for request, _ in httpserver.log]
-    assert len(posts) == 2
-    assert "check failed" in posts[0]["text"] and "ohlc_consistency" in posts[0]["text"] and posts[0]["blocks"]
-    assert "run failed" in posts[1]["text"] and result.dagster_run.run_id in json.dumps(posts[1])
+    # The raw/prices checks run as one step: the 2022 bars also fail prices_data_freshness, which alerts too.
+    checks = [post["text"] for post in posts[:-1]]
+    assert len(checks) == 2 and all("check failed" in text for text in checks), checks
+    assert "ohlc_consistency" in checks[0] and "prices_data_freshness" in checks[1] and posts[0]["blocks"]
+    assert "run failed" in posts[-1]["text"] and result.dagster_run.run_id in json.dumps(posts[-1])
 
 
 def test_a_schema_failure_fails_the_asset_and_writes_nothing(pipeline_env, monkeypatch):

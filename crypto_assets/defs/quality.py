@@ -9,6 +9,7 @@ Checks read the rows of the partitions the run wrote (the run's partition window
 table when launched alone.
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -19,8 +20,8 @@ from crypto_assets.defs.common import WAREHOUSE_POOL
 from crypto_assets.defs.features import FEATURE_VECTORS
 from crypto_assets.defs.ml import TRAINING_SET
 from crypto_assets.defs.news import RAW_NEWS
-from crypto_assets.defs.prices import RAW_PRICES, second_provider_sample
-from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
+from crypto_assets.defs.prices import RAW_PRICES
+from crypto_assets.defs.resources import Universe, Warehouse
 from crypto_assets.transforms import quality as q
 
 # How old the newest stored bar / article may be before "the data" (not the last run) counts as stale.
@@ -42,7 +43,14 @@ def run_window(context: dg.AssetCheckExecutionContext) -> tuple[datetime | None,
     return first, last + timedelta(days=1)
 
 
-def to_check_result(result: q.RuleResult, **extra: object) -> dg.AssetCheckResult:
+def _target(check: dg.AssetCheckSpec | None) -> dict[str, object]:
+    """The keyword arguments naming ``check`` in a result: needed where one step evaluates several checks."""
+    return {} if check is None else {"asset_key": check.asset_key, "check_name": check.name}
+
+
+def to_check_result(
+    result: q.RuleResult, *, check: dg.AssetCheckSpec | None = None, **extra: object
+) -> dg.AssetCheckResult:
     """A RuleResult as a Dagster check result: severity, description, metrics and the first failures."""
     metadata: dict[str, object] = {"description": result.description}
     for key, value in result.metrics.items():
@@ -58,6 +66,7 @@ def to_check_result(result: q.RuleResult, **extra: object) -> dg.AssetCheckResul
         severity=dg.AssetCheckSeverity.ERROR if result.severity == "error" else dg.AssetCheckSeverity.WARN,
         description=result.description,
         metadata=metadata,
+        **_target(check),
     )
 
 
@@ -85,107 +94,97 @@ def _news(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> pd.Da
 
 # ------------------------------------------------------------------------------------------ raw/prices
 
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL, asset=RAW_PRICES, blocking=True, description="low <= open, close <= high for every bar"
-)
-def ohlc_consistency(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
-    return to_check_result(q.ohlc_consistency(_prices(context, warehouse, universe)))
-
-
-@dg.asset_check(pool=WAREHOUSE_POOL, asset=RAW_PRICES, blocking=True, description="at most one bar per (symbol, ts)")
-def no_duplicate_bars(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
-    return to_check_result(q.duplicate_bars(_prices(context, warehouse, universe)))
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=RAW_PRICES,
-    description="24 bars per symbol per UTC day (only closed hours count for today); lists missing hours",
-)
-def completeness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
-    prices = _prices(context, warehouse, universe)
-    start, end = run_window(context)
-    if start is None:
-        if prices.empty:
-            return dg.AssetCheckResult(passed=False, description="raw.prices is empty")
-        start = prices["ts"].min().floor("D").to_pydatetime()
-        end = (prices["ts"].max().floor("D") + pd.Timedelta(days=1)).to_pydatetime()
-    result = q.completeness(prices, start, end, universe.symbols, datetime.now(UTC))
-    result.severity = "warn"  # a gap is reported; features never invent the missing bar
-    return to_check_result(result)
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=RAW_PRICES,
-    description="the newest bar of the current UTC day closed within 2 h (skipped for finished days)",
-)
-def current_partition_staleness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
-    now = datetime.now(UTC)
-    _, end = run_window(context)
-    if end is not None and end < now - timedelta(hours=1):
-        return dg.AssetCheckResult(
-            passed=True,
-            severity=dg.AssetCheckSeverity.WARN,
-            description="skipped: the run wrote finished days only, no current partition",
-            metadata={"skipped": True},
-        )
-    result = q.staleness(_prices(context, warehouse, universe), now, DATA_FRESHNESS_WARN, symbols=universe.symbols)
-    result.severity = "warn"
-    return to_check_result(result)
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=RAW_PRICES,
-    description=(
-        "a second provider's closes agree within 1% on a sample (the last day the run wrote); "
-        "skipped with a reason when no second provider answers"
+PRICE_CHECKS = [
+    dg.AssetCheckSpec(
+        "ohlc_consistency", asset=RAW_PRICES, blocking=True, description="low <= open, close <= high for every bar"
     ),
+    dg.AssetCheckSpec(
+        "no_duplicate_bars", asset=RAW_PRICES, blocking=True, description="at most one bar per (symbol, ts)"
+    ),
+    dg.AssetCheckSpec(
+        "completeness",
+        asset=RAW_PRICES,
+        description="24 bars per symbol per UTC day (only closed hours count for today); lists missing hours",
+    ),
+    dg.AssetCheckSpec(
+        "current_partition_staleness",
+        asset=RAW_PRICES,
+        description="the newest bar of the current UTC day closed within 2 h (skipped for finished days)",
+    ),
+    dg.AssetCheckSpec(
+        "return_anomalies",
+        asset=RAW_PRICES,
+        description="hourly returns beyond a robust z-score of 6 and the IQR fences: flagged, never blocking",
+    ),
+    dg.AssetCheckSpec(
+        "prices_data_freshness",
+        asset=RAW_PRICES,
+        description="data freshness: the newest bar STORED closed within 2 h of now (not when the asset last ran)",
+    ),
+]
+
+
+@dg.multi_asset_check(
+    specs=PRICE_CHECKS, pool=WAREHOUSE_POOL, description="the raw/prices checks, one read of the run's bars"
 )
-def cross_provider_accuracy(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe, price_sources: PriceSources
-):
+def raw_prices_checks(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe
+) -> Iterator[dg.AssetCheckResult]:
     prices = _prices(context, warehouse, universe)
-    if prices.empty:
-        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, description="no bars stored")
-    day = prices["ts"].max().date()
-    sample = second_provider_sample(prices, price_sources.clients(), day)
-    result = q.cross_provider_accuracy(prices[prices["ts"].dt.date == day], sample, tolerance=0.01, severity="warn")
-    providers = ", ".join(sorted(set(sample["provider"]))) if not sample.empty else "none"
-    return to_check_result(result, sampled_day=str(day), second_provider=providers)
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=RAW_PRICES,
-    description="hourly returns beyond a robust z-score of 6 and the IQR fences: flagged, never blocking",
-)
-def return_anomalies(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
-    return to_check_result(q.return_anomalies(_prices(context, warehouse, universe)))
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=RAW_PRICES,
-    description="data freshness: the newest bar STORED closed within 2 h of now (not when the asset last ran)",
-)
-def prices_data_freshness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
+    now = datetime.now(UTC)
+    start, end = run_window(context)
+    yield to_check_result(q.ohlc_consistency(prices), check=PRICE_CHECKS[0])
+    yield to_check_result(q.duplicate_bars(prices), check=PRICE_CHECKS[1])
+    yield _completeness(prices, start, end, universe.symbols, now)
+    yield _current_partition_staleness(prices, end, universe.symbols, now)
+    yield to_check_result(q.return_anomalies(prices), check=PRICE_CHECKS[4])
     with warehouse.get_connection() as conn:
         newest = (
             conn.execute("SELECT max(ts) FROM raw.prices").fetchone()[0]
             if wh.table_exists(conn, "raw.prices")
             else None
         )
-    return _freshness_result(newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar")
+    yield _freshness_result(newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar", check=PRICE_CHECKS[5])
 
 
-def _freshness_result(newest: datetime | None, offset: timedelta, limit: timedelta, what: str) -> dg.AssetCheckResult:
+def _completeness(
+    prices: pd.DataFrame, start: datetime | None, end: datetime | None, symbols: list[str], now: datetime
+) -> dg.AssetCheckResult:
+    check = PRICE_CHECKS[2]
+    if start is None:
+        if prices.empty:
+            return dg.AssetCheckResult(passed=False, description="raw.prices is empty", **_target(check))
+        start = prices["ts"].min().floor("D").to_pydatetime()
+        end = (prices["ts"].max().floor("D") + pd.Timedelta(days=1)).to_pydatetime()
+    result = q.completeness(prices, start, end, symbols, now)
+    result.severity = "warn"  # a gap is reported; features never invent the missing bar
+    return to_check_result(result, check=check)
+
+
+def _current_partition_staleness(
+    prices: pd.DataFrame, end: datetime | None, symbols: list[str], now: datetime
+) -> dg.AssetCheckResult:
+    check = PRICE_CHECKS[3]
+    if end is not None and end < now - timedelta(hours=1):
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="skipped: the run wrote finished days only, no current partition",
+            metadata={"skipped": True},
+            **_target(check),
+        )
+    result = q.staleness(prices, now, DATA_FRESHNESS_WARN, symbols=symbols)
+    result.severity = "warn"
+    return to_check_result(result, check=check)
+
+
+def _freshness_result(
+    newest: datetime | None, offset: timedelta, limit: timedelta, what: str, *, check: dg.AssetCheckSpec
+) -> dg.AssetCheckResult:
     now = datetime.now(UTC)
     if newest is None:
         return dg.AssetCheckResult(
-            passed=False, severity=dg.AssetCheckSeverity.WARN, description=f"no {what} stored yet"
+            passed=False, severity=dg.AssetCheckSeverity.WARN, description=f"no {what} stored yet", **_target(check)
         )
     age = now - (pd.Timestamp(newest).to_pydatetime() + offset)
     return dg.AssetCheckResult(
@@ -193,38 +192,58 @@ def _freshness_result(newest: datetime | None, offset: timedelta, limit: timedel
         severity=dg.AssetCheckSeverity.WARN,
         description=f"newest {what} is {age.total_seconds() / 3600:,.1f} h old (limit {limit})",
         metadata={"newest": str(newest), "age_hours": round(age.total_seconds() / 3600, 2)},
+        **_target(check),
     )
 
 
 # -------------------------------------------------------------------------------------------- raw/news
 
+NEWS_CHECKS = [
+    dg.AssetCheckSpec(
+        "no_duplicate_articles",
+        asset=RAW_NEWS,
+        blocking=True,
+        description="article_id unique; one URL never under two ids",
+    ),
+    dg.AssetCheckSpec(
+        "no_future_articles", asset=RAW_NEWS, blocking=True, description="no article published in the future"
+    ),
+    dg.AssetCheckSpec("non_empty_titles", asset=RAW_NEWS, description="titles are not empty"),
+    dg.AssetCheckSpec(
+        "news_volume",
+        asset=RAW_NEWS,
+        description="no day with far fewer articles than the median of the 14 days before it (warning)",
+    ),
+    dg.AssetCheckSpec(
+        "news_data_freshness", asset=RAW_NEWS, description="data freshness: the newest article STORED is under 6 h old"
+    ),
+]
 
-@dg.asset_check(
-    pool=WAREHOUSE_POOL, asset=RAW_NEWS, blocking=True, description="article_id unique; one URL never under two ids"
+
+@dg.multi_asset_check(
+    specs=NEWS_CHECKS, pool=WAREHOUSE_POOL, description="the raw/news checks, one read of the run's articles"
 )
-def no_duplicate_articles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-    return to_check_result(q.duplicate_articles(_news(context, warehouse)))
-
-
-@dg.asset_check(pool=WAREHOUSE_POOL, asset=RAW_NEWS, blocking=True, description="no article published in the future")
-def no_future_articles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-    return to_check_result(q.future_articles(_news(context, warehouse), datetime.now(UTC)))
-
-
-@dg.asset_check(pool=WAREHOUSE_POOL, asset=RAW_NEWS, description="titles are not empty")
-def non_empty_titles(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-    return to_check_result(q.empty_titles(_news(context, warehouse)))
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=RAW_NEWS,
-    description="no day with far fewer articles than the median of the 14 days before it (warning)",
-)
-def news_volume(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
+def raw_news_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> Iterator[dg.AssetCheckResult]:
     news = _news(context, warehouse)
+    yield to_check_result(q.duplicate_articles(news), check=NEWS_CHECKS[0])
+    yield to_check_result(q.future_articles(news, datetime.now(UTC)), check=NEWS_CHECKS[1])
+    yield to_check_result(q.empty_titles(news), check=NEWS_CHECKS[2])
+    yield _news_volume(news)
+    with warehouse.get_connection() as conn:
+        newest = (
+            conn.execute("SELECT max(published_at) FROM raw.news").fetchone()[0]
+            if wh.table_exists(conn, "raw.news")
+            else None
+        )
+    yield _freshness_result(newest, timedelta(0), NEWS_FRESHNESS_WARN, "article", check=NEWS_CHECKS[4])
+
+
+def _news_volume(news: pd.DataFrame) -> dg.AssetCheckResult:
+    check = NEWS_CHECKS[3]
     if news.empty:
-        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no articles")
+        return dg.AssetCheckResult(
+            passed=True, severity=dg.AssetCheckSeverity.WARN, description="no articles", **_target(check)
+        )
     counts = news.groupby(news["published_at"].dt.floor("D")).size()
     days = pd.date_range(counts.index.min(), counts.index.max(), freq="D", tz="UTC")
     counts = counts.reindex(days, fill_value=0)
@@ -235,20 +254,8 @@ def news_volume(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{len(flagged)} of {len(days)} days have under 25% of the usual article count",
         metadata={"thin_days": dg.MetadataValue.json(dict(flagged))},
+        **_target(check),
     )
-
-
-@dg.asset_check(
-    pool=WAREHOUSE_POOL, asset=RAW_NEWS, description="data freshness: the newest article STORED is under 6 h old"
-)
-def news_data_freshness(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-    with warehouse.get_connection() as conn:
-        newest = (
-            conn.execute("SELECT max(published_at) FROM raw.news").fetchone()[0]
-            if wh.table_exists(conn, "raw.news")
-            else None
-        )
-    return _freshness_result(newest, timedelta(0), NEWS_FRESHNESS_WARN, "article")
 
 
 # ------------------------------------------------------------------------------- features and training

@@ -1,6 +1,6 @@
 """quality/partition_scores: a 0-100 quality score per daily partition, for trends in the UI and in SQL."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -8,32 +8,12 @@ import pandas as pd
 from crypto_assets import warehouse as wh
 from crypto_assets.defs.common import PARTITIONED, days_of, preview, row_count, table_metadata
 from crypto_assets.defs.prices import RAW_PRICES, second_provider_sample
+from crypto_assets.defs.quality import to_check_result
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.schemas import ALL_SYMBOLS, validate_frame
-from crypto_assets.transforms.quality import partition_score_rows
+from crypto_assets.transforms import quality as q
 
 PARTITION_SCORES = dg.AssetKey(["quality", "partition_scores"])
-
-
-def score_days(
-    prices: pd.DataFrame, days: list[date], symbols: list[str], sample: pd.DataFrame, sample_day: date | None
-) -> pd.DataFrame:
-    """quality.partition_scores rows for each day: completeness, consistency, accuracy and overall (0-100)."""
-    now = datetime.now(UTC)
-    by_day = dict(tuple(prices.groupby(prices["ts"].dt.date))) if not prices.empty else {}
-    return pd.concat(
-        [
-            partition_score_rows(
-                by_day.get(day, prices.iloc[:0]),
-                partition_key=day.isoformat(),
-                symbols=symbols,
-                now=now,
-                secondary=sample if day == sample_day else None,
-            )
-            for day in days
-        ],
-        ignore_index=True,
-    )
 
 
 def _mean(values: pd.Series) -> float | None:
@@ -57,6 +37,16 @@ def _mean(values: pd.Series) -> float | None:
         "Materialization metadata `quality_score` plots the trend in the UI; the table serves SQL trend queries."
     ),
     metadata={**table_metadata("quality.partition_scores"), "partition_expr": "partition_start"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "cross_provider_accuracy",
+            asset=PARTITION_SCORES,
+            description=(
+                "raw/prices agrees with a second provider: the sampled closes (the last day of the run) are "
+                "within 1%; skipped with a reason when no second provider answers"
+            ),
+        )
+    ],
     **PARTITIONED,
 )
 def partition_scores(
@@ -69,7 +59,8 @@ def partition_scores(
     present_days = sorted(set(prices["ts"].dt.date)) if not prices.empty else []
     sample_day = present_days[-1] if present_days else None
     sample = second_provider_sample(prices, price_sources.clients(), sample_day) if sample_day else prices.iloc[:0]
-    scores = validate_frame("quality.partition_scores", score_days(prices, days, universe.symbols, sample, sample_day))
+    scores = q.partition_scores(prices, days, symbols=universe.symbols, now=datetime.now(UTC), secondary=sample)
+    scores = validate_frame("quality.partition_scores", scores)
     with warehouse.get_connection() as conn:
         wh.replace_rows(
             conn,
@@ -80,15 +71,22 @@ def partition_scores(
             scope={"symbol": [*universe.symbols, ALL_SYMBOLS]},
         )
     overall = scores[scores["symbol"] == ALL_SYMBOLS]
+    second_providers = ", ".join(sorted(set(sample["provider"]))) or "none"
     metadata = {
         **row_count(context, len(scores)),
         "quality_score": _mean(overall["overall_score"]),
         "completeness_score": _mean(overall["completeness_score"]),
         "consistency_score": _mean(overall["consistency_score"]),
         "accuracy_score": _mean(overall["accuracy_score"]),
-        "accuracy_sample": f"{sample_day} from {', '.join(sorted(set(sample['provider'])))}"
+        "accuracy_sample": f"{sample_day} from {second_providers}"
         if not sample.empty
         else "none: no second provider answered",
         "lowest_days": preview(overall.nsmallest(5, "overall_score")[["partition_key", "overall_score"]]),
     }
-    return dg.MaterializeResult(metadata={key: value for key, value in metadata.items() if value is not None})
+    accuracy = q.cross_provider_accuracy(
+        prices[prices["ts"].dt.date == sample_day], sample, tolerance=0.01, severity="warn"
+    )
+    return dg.MaterializeResult(
+        metadata={key: value for key, value in metadata.items() if value is not None},
+        check_results=[to_check_result(accuracy, sampled_day=str(sample_day), second_provider=second_providers)],
+    )

@@ -8,9 +8,9 @@ downstream assets; ``"warn"`` rules only flag (``RuleResult.blocking`` tells whi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -651,45 +651,85 @@ def partition_score_rows(
     secondary: pd.DataFrame | None = None,
     tolerance: float = 0.01,
 ) -> pd.DataFrame:
-    """Rows of quality.partition_scores for one daily partition: one per symbol plus one ``"*"`` row.
+    """Rows of quality.partition_scores for one daily partition: one per symbol plus one ``"*"`` row."""
+    day = pd.Timestamp(partition_key).date()
+    return partition_scores(prices, [day], symbols=symbols, now=now, secondary=secondary, tolerance=tolerance)
 
-    ``prices`` holds the partition's bars; ``secondary`` an optional sample of the same bars from a second
-    provider. The scores follow ``quality_score``; the ``"*"`` row pools the bars of every symbol.
+
+def partition_scores(
+    prices: pd.DataFrame,
+    days: Sequence[date],
+    *,
+    symbols: Sequence[str],
+    now: datetime | pd.Timestamp,
+    secondary: pd.DataFrame | None = None,
+    tolerance: float = 0.01,
+) -> pd.DataFrame:
+    """Rows of quality.partition_scores for daily partitions ``days``: per day, one per symbol plus one ``"*"``.
+
+    ``prices`` holds the days' bars; ``secondary`` an optional sample of some of them from a second provider
+    (the accuracy of a day without sampled bars is null). Per (day, symbol) the counts are exactly those of
+    ``completeness``, ``consistency_ratio`` and ``cross_provider_accuracy`` on that day's bars, scored by
+    ``quality_score``; the ``"*"`` row pools every symbol. Grouped, not looped: 90 days score in milliseconds.
     """
-    start = pd.Timestamp(partition_key, tz="UTC")
-    end = start + pd.Timedelta(days=1)
     now_ = _utc(now, "now")
+    symbols = list(symbols)
     secondary = secondary if secondary is not None else prices.iloc[:0]
-    groups: Mapping[str, list[str]] = {**{s: [s] for s in symbols}, ALL_SYMBOLS: list(symbols)}
-    rows = []
-    for label, members in groups.items():
-        own = prices.loc[prices["symbol"].isin(members)]
-        comp = completeness(own, start, end, members, now_)
-        acc = cross_provider_accuracy(own, secondary.loc[secondary["symbol"].isin(members)], tolerance)
-        score = quality_score(comp, consistency_ratio(own), acc)
-        sampled = int(acc.metrics.get("sampled", 0))
-        rows.append(
-            {
-                "partition_key": partition_key,
-                "partition_start": start,
-                "symbol": label,
-                "bars_expected": comp.metrics["expected"],
-                "bars_present": comp.metrics["present"],
-                "bars_received": len(own),
-                "bars_consistent": int(_consistent_bars(own).sum()),
-                "bars_sampled": sampled,
-                "bars_accurate": int(acc.metrics.get("within_tolerance", 0)),
-                "completeness_score": score["completeness_score"],
-                "consistency_score": score["consistency_score"],
-                "accuracy_score": score["accuracy_score"],
-                "overall_score": score["overall_score"],
-                "computed_at": now_,
-            }
-        )
-    frame = pd.DataFrame(rows)
-    int_cols = [c for c in frame.columns if c.startswith("bars_")]
-    frame[int_cols] = frame[int_cols].astype("int64")
-    frame["accuracy_score"] = frame["accuracy_score"].astype("float64")
-    frame["partition_start"] = frame["partition_start"].astype("datetime64[ns, UTC]")
+    starts = pd.DatetimeIndex([pd.Timestamp(day, tz="UTC") for day in days], name="partition_start").as_unit("ns")
+    own = prices.loc[prices["symbol"].isin(symbols) & prices["ts"].dt.floor("D").isin(starts)]
+    keys = [own["ts"].dt.floor("D").dt.as_unit("ns").rename("partition_start"), own["symbol"]]
+    last_closed = (now_ - HOUR).floor("h")
+    due = own.loc[(own["ts"] == own["ts"].dt.floor("h")) & (own["ts"] <= last_closed), ["symbol", "ts"]]
+    due = due.drop_duplicates()
+    pairs = own[["symbol", "ts", "close"]].merge(
+        secondary[["symbol", "ts", "close"]], on=["symbol", "ts"], suffixes=("_primary", "_secondary")
+    )
+    pairs["accurate"] = (pairs["close_secondary"] - pairs["close_primary"]).abs() / pairs["close_primary"] <= tolerance
+    pair_keys = [pairs["ts"].dt.floor("D").dt.as_unit("ns").rename("partition_start"), pairs["symbol"]]
+    grid = pd.MultiIndex.from_product([starts, symbols], names=["partition_start", "symbol"])
+    counts = pd.DataFrame(
+        {
+            "bars_present": due.groupby([due["ts"].dt.floor("D").dt.as_unit("ns"), due["symbol"]]).size(),
+            "bars_received": own.groupby(keys).size(),
+            "bars_consistent": _consistent_bars(own).groupby(keys).sum(),
+            "bars_sampled": pairs.groupby(pair_keys).size(),
+            "bars_accurate": pairs["accurate"].groupby(pair_keys).sum(),
+        }
+    )
+    counts.index.names = ["partition_start", "symbol"]
+    counts = counts.reindex(grid).fillna(0).astype("int64")
+    expected = {start: len(expected_bar_times(start, start + pd.Timedelta(days=1), now_)) for start in starts}
+    counts["bars_expected"] = [expected[start] for start in counts.index.get_level_values("partition_start")]
+    pooled = counts.groupby(level="partition_start").sum()
+    pooled["symbol"] = ALL_SYMBOLS
+    rows = pd.concat([counts.reset_index(), pooled.reset_index()], ignore_index=True)
+    order = {symbol: position for position, symbol in enumerate([*symbols, ALL_SYMBOLS])}
+    rows = rows.sort_values(
+        ["partition_start", "symbol"], key=lambda col: col.map(order) if col.name == "symbol" else col
+    )
+    scores = pd.DataFrame(
+        [
+            quality_score(
+                1.0 if row.bars_expected == 0 else row.bars_present / row.bars_expected,
+                1.0 if row.bars_received == 0 else row.bars_consistent / row.bars_received,
+                None if row.bars_sampled == 0 else row.bars_accurate / row.bars_sampled,
+            )
+            for row in rows.itertuples()
+        ],
+        index=rows.index,
+    )
+    frame = rows.assign(
+        partition_key=rows["partition_start"].dt.strftime("%Y-%m-%d"),
+        completeness_score=scores["completeness_score"],
+        consistency_score=scores["consistency_score"],
+        accuracy_score=scores["accuracy_score"].astype("float64"),
+        overall_score=scores["overall_score"],
+        computed_at=now_,
+    )
     frame["computed_at"] = frame["computed_at"].astype("datetime64[ns, UTC]")
-    return frame
+    columns = [
+        "partition_key", "partition_start", "symbol", "bars_expected", "bars_present", "bars_received",
+        "bars_consistent", "bars_sampled", "bars_accurate", "completeness_score", "consistency_score",
+        "accuracy_score", "overall_score", "computed_at",
+    ]  # fmt: skip
+    return frame[columns].reset_index(drop=True)
