@@ -32,9 +32,20 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-# Dagster reads this when it hands events to the storage; batches larger than one output's partitions
-# (or one run's planned events) are never needed.
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "10000")
+
+def batch_dagster_events() -> None:
+    """Have Dagster hand event batches to its storage (``DAGSTER_EVENT_BATCH_SIZE``, unless already set).
+
+    Dagster reads the variable in the process that writes the events. Both storages gain: this one writes
+    every batch in one transaction; dagster-postgres writes materialization batches in one INSERT (failure
+    events are never batched, so failed partitions stay marked failed on either). Called on importing this
+    module (every process of a SQLite instance) and by ``crypto_assets.definitions`` (every run worker).
+    No batch exceeds one run's planned events or one output's partitions.
+    """
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "10000")
+
+
+batch_dagster_events()
 
 CACHED_ENGINES = 16  # the index shard plus the run shards recently written or read
 

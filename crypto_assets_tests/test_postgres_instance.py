@@ -531,3 +531,27 @@ def test_runs_submitted_to_the_queue_run_one_at_a_time_through_the_daemon(
     # While the first run was in progress the daemon held the second one back because of the limit.
     assert "1 runs are currently in progress. Maximum is 1" in (tmp_path / "daemon.log").read_text()
     assert_warehouse_holds_exactly(env.duckdb_path, [FIRST, SECOND])
+
+
+def test_event_batches_keep_failed_partitions_failed_in_postgres(
+    pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """crypto_assets.definitions turns on Dagster's event batches (DAGSTER_EVENT_BATCH_SIZE); with
+    dagster-postgres, whose batch writer would drop failure events, a day that failed inside a single-run
+    backfill must still show as failed and the others as materialized."""
+    import dagster as dg
+
+    from crypto_assets_tests.test_event_storage import ASSET, BAD_DAY, DAYS, RANGE, daily
+
+    for name, value in pg.env(pg.create_database()).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "10000")
+    shutil.copy(DEPLOY_YAML, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        failed = dg.materialize([daily], instance=instance, tags=RANGE, raise_on_error=False)
+        assert not failed.success
+        status = instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS)
+    assert status[BAD_DAY] == dg.AssetPartitionStatus.FAILED
+    landed = {key for key, value in status.items() if value == dg.AssetPartitionStatus.MATERIALIZED}
+    assert landed == set(DAYS.get_partition_keys()) - {BAD_DAY}
