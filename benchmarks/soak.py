@@ -25,7 +25,6 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from incremental import bootstrap  # noqa: E402  (the sibling script: the same set-up bootstrap)
 
 # The run's console log is in the instance too: keep it out of the figures (and their formatting cost low).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -145,17 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             first_day = (args.clock - timedelta(hours=1)).date()
             start, end = first_day - timedelta(days=args.history_days), first_day - timedelta(days=1)
             print(f"bootstrap {start} .. {end} ({args.symbols}) in its own process ...", flush=True)
-            began = time.monotonic()
-            done = subprocess.run(
-                [sys.executable, "-m", "crypto_assets", "bootstrap", "--start", str(start), "--end", str(end)],
-                env=env,
-                cwd=REPO_ROOT,
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                sys.exit(f"bootstrap failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-            print(f"  took {time.monotonic() - began:.1f} s (setup, not measured)", flush=True)
+            print(f"  took {bootstrap(env, str(start), str(end)):.1f} s (setup, not measured)", flush=True)
 
             # This process becomes the run worker: settings are read from the environment when definitions load.
             os.environ.update(env)

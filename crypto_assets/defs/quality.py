@@ -94,38 +94,43 @@ def _news(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> pd.Da
 
 # ------------------------------------------------------------------------------------------ raw/prices
 
-PRICE_CHECKS = [
-    dg.AssetCheckSpec(
-        "ohlc_consistency", asset=RAW_PRICES, blocking=True, description="low <= open, close <= high for every bar"
-    ),
-    dg.AssetCheckSpec(
-        "no_duplicate_bars", asset=RAW_PRICES, blocking=True, description="at most one bar per (symbol, ts)"
-    ),
-    dg.AssetCheckSpec(
-        "completeness",
-        asset=RAW_PRICES,
-        description="24 bars per symbol per UTC day (only closed hours count for today); lists missing hours",
-    ),
-    dg.AssetCheckSpec(
-        "current_partition_staleness",
-        asset=RAW_PRICES,
-        description="the newest bar of the current UTC day closed within 2 h (skipped for finished days)",
-    ),
-    dg.AssetCheckSpec(
-        "return_anomalies",
-        asset=RAW_PRICES,
-        description="hourly returns beyond a robust z-score of 6 and the IQR fences: flagged, never blocking",
-    ),
-    dg.AssetCheckSpec(
-        "prices_data_freshness",
-        asset=RAW_PRICES,
-        description="data freshness: the newest bar STORED closed within 2 h of now (not when the asset last ran)",
-    ),
-]
+PRICE_CHECKS = {
+    spec.name: spec
+    for spec in [
+        dg.AssetCheckSpec(
+            "ohlc_consistency", asset=RAW_PRICES, blocking=True, description="low <= open, close <= high for every bar"
+        ),
+        dg.AssetCheckSpec(
+            "no_duplicate_bars", asset=RAW_PRICES, blocking=True, description="at most one bar per (symbol, ts)"
+        ),
+        dg.AssetCheckSpec(
+            "completeness",
+            asset=RAW_PRICES,
+            description="24 bars per symbol per UTC day (only closed hours count for today); lists missing hours",
+        ),
+        dg.AssetCheckSpec(
+            "current_partition_staleness",
+            asset=RAW_PRICES,
+            description="the newest bar of the current UTC day closed within 2 h (skipped for finished days)",
+        ),
+        dg.AssetCheckSpec(
+            "return_anomalies",
+            asset=RAW_PRICES,
+            description="hourly returns beyond a robust z-score of 6 and the IQR fences: flagged, never blocking",
+        ),
+        dg.AssetCheckSpec(
+            "prices_data_freshness",
+            asset=RAW_PRICES,
+            description="data freshness: the newest bar STORED closed within 2 h of now (not when the asset last ran)",
+        ),
+    ]
+}
 
 
 @dg.multi_asset_check(
-    specs=PRICE_CHECKS, pool=WAREHOUSE_POOL, description="the raw/prices checks, one read of the run's bars"
+    specs=list(PRICE_CHECKS.values()),
+    pool=WAREHOUSE_POOL,
+    description="the raw/prices checks, one read of the run's bars",
 )
 def raw_prices_checks(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe
@@ -133,24 +138,26 @@ def raw_prices_checks(
     prices = _prices(context, warehouse, universe)
     now = datetime.now(UTC)
     start, end = run_window(context)
-    yield to_check_result(q.ohlc_consistency(prices), check=PRICE_CHECKS[0])
-    yield to_check_result(q.duplicate_bars(prices), check=PRICE_CHECKS[1])
+    yield to_check_result(q.ohlc_consistency(prices), check=PRICE_CHECKS["ohlc_consistency"])
+    yield to_check_result(q.duplicate_bars(prices), check=PRICE_CHECKS["no_duplicate_bars"])
     yield _completeness(prices, start, end, universe.symbols, now)
     yield _current_partition_staleness(prices, end, universe.symbols, now)
-    yield to_check_result(q.return_anomalies(prices), check=PRICE_CHECKS[4])
+    yield to_check_result(q.return_anomalies(prices), check=PRICE_CHECKS["return_anomalies"])
     with warehouse.get_connection() as conn:
         newest = (
             conn.execute("SELECT max(ts) FROM raw.prices").fetchone()[0]
             if wh.table_exists(conn, "raw.prices")
             else None
         )
-    yield _freshness_result(newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar", check=PRICE_CHECKS[5])
+    yield _freshness_result(
+        newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar", check=PRICE_CHECKS["prices_data_freshness"]
+    )
 
 
 def _completeness(
     prices: pd.DataFrame, start: datetime | None, end: datetime | None, symbols: list[str], now: datetime
 ) -> dg.AssetCheckResult:
-    check = PRICE_CHECKS[2]
+    check = PRICE_CHECKS["completeness"]
     if start is None:
         if prices.empty:
             return dg.AssetCheckResult(passed=False, description="raw.prices is empty", **_target(check))
@@ -164,7 +171,7 @@ def _completeness(
 def _current_partition_staleness(
     prices: pd.DataFrame, end: datetime | None, symbols: list[str], now: datetime
 ) -> dg.AssetCheckResult:
-    check = PRICE_CHECKS[3]
+    check = PRICE_CHECKS["current_partition_staleness"]
     if end is not None and end < now - timedelta(hours=1):
         return dg.AssetCheckResult(
             passed=True,
@@ -198,36 +205,43 @@ def _freshness_result(
 
 # -------------------------------------------------------------------------------------------- raw/news
 
-NEWS_CHECKS = [
-    dg.AssetCheckSpec(
-        "no_duplicate_articles",
-        asset=RAW_NEWS,
-        blocking=True,
-        description="article_id unique; one URL never under two ids",
-    ),
-    dg.AssetCheckSpec(
-        "no_future_articles", asset=RAW_NEWS, blocking=True, description="no article published in the future"
-    ),
-    dg.AssetCheckSpec("non_empty_titles", asset=RAW_NEWS, description="titles are not empty"),
-    dg.AssetCheckSpec(
-        "news_volume",
-        asset=RAW_NEWS,
-        description="no day with far fewer articles than the median of the 14 days before it (warning)",
-    ),
-    dg.AssetCheckSpec(
-        "news_data_freshness", asset=RAW_NEWS, description="data freshness: the newest article STORED is under 6 h old"
-    ),
-]
+NEWS_CHECKS = {
+    spec.name: spec
+    for spec in [
+        dg.AssetCheckSpec(
+            "no_duplicate_articles",
+            asset=RAW_NEWS,
+            blocking=True,
+            description="article_id unique; one URL never under two ids",
+        ),
+        dg.AssetCheckSpec(
+            "no_future_articles", asset=RAW_NEWS, blocking=True, description="no article published in the future"
+        ),
+        dg.AssetCheckSpec("non_empty_titles", asset=RAW_NEWS, description="titles are not empty"),
+        dg.AssetCheckSpec(
+            "news_volume",
+            asset=RAW_NEWS,
+            description="no day with far fewer articles than the median of the 14 days before it (warning)",
+        ),
+        dg.AssetCheckSpec(
+            "news_data_freshness",
+            asset=RAW_NEWS,
+            description="data freshness: the newest article STORED is under 6 h old",
+        ),
+    ]
+}
 
 
 @dg.multi_asset_check(
-    specs=NEWS_CHECKS, pool=WAREHOUSE_POOL, description="the raw/news checks, one read of the run's articles"
+    specs=list(NEWS_CHECKS.values()),
+    pool=WAREHOUSE_POOL,
+    description="the raw/news checks, one read of the run's articles",
 )
 def raw_news_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> Iterator[dg.AssetCheckResult]:
     news = _news(context, warehouse)
-    yield to_check_result(q.duplicate_articles(news), check=NEWS_CHECKS[0])
-    yield to_check_result(q.future_articles(news, datetime.now(UTC)), check=NEWS_CHECKS[1])
-    yield to_check_result(q.empty_titles(news), check=NEWS_CHECKS[2])
+    yield to_check_result(q.duplicate_articles(news), check=NEWS_CHECKS["no_duplicate_articles"])
+    yield to_check_result(q.future_articles(news, datetime.now(UTC)), check=NEWS_CHECKS["no_future_articles"])
+    yield to_check_result(q.empty_titles(news), check=NEWS_CHECKS["non_empty_titles"])
     yield _news_volume(news)
     with warehouse.get_connection() as conn:
         newest = (
@@ -235,11 +249,13 @@ def raw_news_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
             if wh.table_exists(conn, "raw.news")
             else None
         )
-    yield _freshness_result(newest, timedelta(0), NEWS_FRESHNESS_WARN, "article", check=NEWS_CHECKS[4])
+    yield _freshness_result(
+        newest, timedelta(0), NEWS_FRESHNESS_WARN, "article", check=NEWS_CHECKS["news_data_freshness"]
+    )
 
 
 def _news_volume(news: pd.DataFrame) -> dg.AssetCheckResult:
-    check = NEWS_CHECKS[3]
+    check = NEWS_CHECKS["news_volume"]
     if news.empty:
         return dg.AssetCheckResult(
             passed=True, severity=dg.AssetCheckSeverity.WARN, description="no articles", **_target(check)

@@ -676,24 +676,24 @@ def partition_scores(
     symbols = list(symbols)
     secondary = secondary if secondary is not None else prices.iloc[:0]
     starts = pd.DatetimeIndex([pd.Timestamp(day, tz="UTC") for day in days], name="partition_start").as_unit("ns")
-    own = prices.loc[prices["symbol"].isin(symbols) & prices["ts"].dt.floor("D").isin(starts)]
-    keys = [own["ts"].dt.floor("D").dt.as_unit("ns").rename("partition_start"), own["symbol"]]
+    day = prices["ts"].dt.floor("D").dt.as_unit("ns")
+    own = prices.assign(partition_start=day).loc[prices["symbol"].isin(symbols) & day.isin(starts)]
+    keys = ["partition_start", "symbol"]
     last_closed = (now_ - HOUR).floor("h")
-    due = own.loc[(own["ts"] == own["ts"].dt.floor("h")) & (own["ts"] <= last_closed), ["symbol", "ts"]]
+    due = own.loc[(own["ts"] == own["ts"].dt.floor("h")) & (own["ts"] <= last_closed), [*keys, "ts"]]
     due = due.drop_duplicates()
-    pairs = own[["symbol", "ts", "close"]].merge(
+    pairs = own[[*keys, "ts", "close"]].merge(
         secondary[["symbol", "ts", "close"]], on=["symbol", "ts"], suffixes=("_primary", "_secondary")
     )
     pairs["accurate"] = (pairs["close_secondary"] - pairs["close_primary"]).abs() / pairs["close_primary"] <= tolerance
-    pair_keys = [pairs["ts"].dt.floor("D").dt.as_unit("ns").rename("partition_start"), pairs["symbol"]]
-    grid = pd.MultiIndex.from_product([starts, symbols], names=["partition_start", "symbol"])
+    grid = pd.MultiIndex.from_product([starts, symbols], names=keys)
     counts = pd.DataFrame(
         {
-            "bars_present": due.groupby([due["ts"].dt.floor("D").dt.as_unit("ns"), due["symbol"]]).size(),
+            "bars_present": due.groupby(keys).size(),
             "bars_received": own.groupby(keys).size(),
-            "bars_consistent": _consistent_bars(own).groupby(keys).sum(),
-            "bars_sampled": pairs.groupby(pair_keys).size(),
-            "bars_accurate": pairs["accurate"].groupby(pair_keys).sum(),
+            "bars_consistent": _consistent_bars(own).groupby([own[key] for key in keys]).sum(),
+            "bars_sampled": pairs.groupby(keys).size(),
+            "bars_accurate": pairs.groupby(keys)["accurate"].sum(),
         }
     )
     counts.index.names = ["partition_start", "symbol"]
