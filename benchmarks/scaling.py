@@ -6,8 +6,9 @@ Each measurement is exactly ``python -m crypto_assets bootstrap --start .. --end
 subprocess with its own temp DAGSTER_HOME (a copy of the repo's dagster.yaml, SQLite storage) and DuckDB file,
 against one ReplayServer started here. Only six symbols are bundled, so past six the server replays bundled
 series under other names (``ReplayServer(aliases=...)``, benchmark-only: AL01 serves BTC's bars, AL02 ETH's,
-... cycling): the same bar count, the same HTTP requests and rate limits per symbol as real ones. No article
-mentions an alias, so their sentiment features are the no-news values (zero counts).
+... cycling): the same bar count and HTTP requests per symbol as real ones. No article mentions an alias, so
+their sentiment features are the no-news values (zero counts). ``--rate-limits on`` applies the providers'
+client-side rate limits as live (off by default, as for any run against the replay server).
 
 Per count: wall time (spawn to exit), the run's time from the instance (run creation to end), CPU and peak RSS
 of the child, the HTTP requests the replay server answered, and the slowest steps. Then a least-squares line
@@ -87,7 +88,13 @@ def measure(count: int, server, args: argparse.Namespace, root: Path) -> Sample:
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTO_ASSETS_", "DAGSTER_"))}
     env.update(server.env())
-    env.update({"DAGSTER_HOME": str(home), "CRYPTO_ASSETS_DUCKDB": str(workdir / "crypto.duckdb")})
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "CRYPTO_ASSETS_DUCKDB": str(workdir / "crypto.duckdb"),
+            "CRYPTO_ASSETS_RATE_LIMITS": args.rate_limits,
+        }
+    )
     command = [sys.executable, "-m", "crypto_assets", "bootstrap", "--start", args.start, "--end", args.end]
     command += ["--symbols", ",".join(universe(count))]
     server.reset_stats()
@@ -184,6 +191,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--start", default="2022-05-04", help="first UTC day (default %(default)s)")
     parser.add_argument("--end", default="2022-08-01", help="last UTC day, inclusive (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per count (default %(default)s)")
+    parser.add_argument(
+        "--rate-limits",
+        choices=("off", "on"),
+        default="off",
+        help="the providers' client-side rate limits: off as against any replay server (default), on as live",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp instances, warehouses and outputs")
     args = parser.parse_args(argv)
     try:
@@ -207,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
     samples: list[Sample] = []
     try:
+        print(f"rate limits {args.rate_limits} (CRYPTO_ASSETS_RATE_LIMITS)")
         with ReplayServer(aliases=aliases_for(args.count_list[-1])) as server:
             for round_number in range(1, args.repeat + 1):
                 for count in args.count_list:

@@ -1,5 +1,3 @@
-import sys
+from crypto_assets.cli import run
 
-from crypto_assets.cli import main
-
-sys.exit(main())
+run()

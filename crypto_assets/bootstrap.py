@@ -137,26 +137,26 @@ def run_bootstrap(
     echo(f"  warehouse  {settings.duckdb_path}")
     echo(f"  instance   {dagster_home}/dagster.yaml")
     echo(f"  prices     {' -> '.join(settings.price_providers)}   news {', '.join(settings.news_providers)}")
-    instance = _open_instance(dagster_home)
-    recover_abandoned_runs(instance, echo)
-    job = defs.resolve_job_def("bootstrap")
-    result = job.execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat(),
-            "crypto_assets/command": "bootstrap",
-            "crypto_assets/host": socket.gethostname(),
-            "crypto_assets/pid": str(os.getpid()),
-            # Run monitoring may cap run time; a long backfill must not be cancelled while it writes.
-            "dagster/max_runtime": str(3600 + 120 * days),
-        },
-        run_config={
-            "resources": {"universe": {"config": {"symbols": list(symbols)}}},
-            "loggers": {"console": {"config": {"log_level": "INFO"}}},
-        },
-        raise_on_error=False,
-    )
+    with _open_instance(dagster_home) as instance:  # disposed: its storages closed before the summary
+        recover_abandoned_runs(instance, echo)
+        job = defs.resolve_job_def("bootstrap")
+        result = job.execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": start.isoformat(),
+                "dagster/asset_partition_range_end": end.isoformat(),
+                "crypto_assets/command": "bootstrap",
+                "crypto_assets/host": socket.gethostname(),
+                "crypto_assets/pid": str(os.getpid()),
+                # Run monitoring may cap run time; a long backfill must not be cancelled while it writes.
+                "dagster/max_runtime": str(3600 + 120 * days),
+            },
+            run_config={
+                "resources": {"universe": {"config": {"symbols": list(symbols)}}},
+                "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            },
+            raise_on_error=False,
+        )
     echo("")
     echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
     steps = [e for e in result.all_events if e.is_step_failure]

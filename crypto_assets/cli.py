@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a run or a blocking check failed, 2 bad input (nothing 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings
 from crypto_assets.errors import ConfigError
@@ -155,6 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(replay)
     replay.set_defaults(func=cmd_replay_server)
     return parser
+
+
+def exit_fast(code: int) -> NoReturn:
+    """Leave the process with ``code`` once its work is written, skipping the interpreter's teardown.
+
+    By now every warehouse connection and the Dagster instance are closed and the worker threads joined;
+    what remains is freeing the millions of objects pandas, pandera and Dagster created, one by one, which
+    takes ~0.7 s after a bootstrap and changes nothing on disk. Log handlers and the standard streams are
+    flushed first. Only the console entry points use it: ``main()`` itself returns normally (tests).
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run() -> NoReturn:
+    """The ``crypto-assets`` console script and ``python -m crypto_assets``."""
+    exit_fast(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,6 +56,7 @@ class Settings:
     news_providers: tuple[str, ...]
     provider_urls: Mapping[str, str]
     rss_feeds: tuple[str, ...]
+    rate_limits: bool
 
 
 def _names(env: Mapping[str, str], var: str, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
@@ -76,6 +77,15 @@ def _url(var: str, value: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"{var}={value!r}: expected an http(s) URL such as http://127.0.0.1:8765/binance")
     return value.rstrip("/")
+
+
+def _switch(env: Mapping[str, str], var: str, default: bool) -> bool:
+    raw = env.get(var)
+    if raw is None:
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{var}={raw!r}: expected on or off")
+    return raw == "on"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -109,4 +119,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         news_providers=_names(env, "CRYPTO_ASSETS_NEWS_PROVIDERS", NEWS_PROVIDERS, DEFAULT_NEWS_PROVIDERS),
         provider_urls=urls,
         rss_feeds=feeds,
+        # off only for servers you run yourself (the replay server sets it): the limits protect the providers.
+        rate_limits=_switch(env, "CRYPTO_ASSETS_RATE_LIMITS", default=True),
     )

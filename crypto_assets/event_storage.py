@@ -14,6 +14,7 @@ Configured in dagster.yaml (``event_log_storage``); ``base_dir`` defaults to Dag
 """
 
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,13 +25,13 @@ from dagster._config.config_schema import UserConfigSchema
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance import DagsterInstance
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
 
 
 def batch_dagster_events() -> None:
@@ -47,16 +48,29 @@ def batch_dagster_events() -> None:
 
 batch_dagster_events()
 
+_open_storages: "weakref.WeakSet[BatchingSqliteEventLogStorage]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for storage in list(_open_storages):
+        storage._forget_engines(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 CACHED_ENGINES = 16  # the index shard plus the run shards recently written or read
+POOL_OVERFLOW = 4  # connections beyond the one kept per database, for concurrent readers (the UI's threads)
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     """``SqliteEventLogStorage`` with one cached engine per database and one transaction per event batch."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
-        # NullPool: no connection outlives its transaction, so cached engines are safe across forks and
-        # hold no SQLite locks; what is reused is the engine and its compiled statements.
+        # Pooled connections hold no SQLite lock between transactions (SQLite locks per transaction), and
+        # reusing them saves opening a database file per event. A forked child must not share them: it
+        # forgets the parent's pools (SQLAlchemy's documented ``dispose(close=False)``).
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        _open_storages.add(self)
         self._inst_data = inst_data
         if base_dir is not None:
             super().__init__(base_dir, inst_data)
@@ -83,7 +97,8 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             return engine
         engine = create_engine(
             self.conn_string_for_shard(shard),
-            poolclass=NullPool,
+            pool_size=1,
+            max_overflow=POOL_OVERFLOW,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
         )
         if shard not in self._initialized_dbs:
@@ -93,6 +108,10 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         while len(self._engines) > CACHED_ENGINES:
             self._engines.popitem(last=False)[1].dispose()
         return engine
+
+    def _forget_engines(self, *, close: bool) -> None:
+        while self._engines:
+            self._engines.popitem()[1].dispose(close=close)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -113,16 +132,56 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             with self.run_connection(run_id) as conn:
                 conn.execute(SqlEventLogStorageTable.insert(), rows)
             with self.index_transaction() as conn:
-                event_ids = [
-                    conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0] for row in rows
-                ]
+                inserted = conn.execute(
+                    SqlEventLogStorageTable.insert().returning(
+                        SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+                    ),
+                    rows,
+                )
+                event_ids = [row[0] for row in inserted]
                 self._store_asset_event_tags(conn, run_events, event_ids)
-                for event, event_id in zip(run_events, event_ids, strict=True):
-                    self._store_asset_event(conn, event, event_id)
+                for position in _last_of_each_kind(run_events):
+                    self._store_asset_event(conn, run_events[position], event_ids[position])
         for event in others:
             self.store_event(event)
 
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """One row per planned partition, as Dagster stores them, but the event serialized once and the rows
+        inserted as one executemany (Dagster compiles a VALUES statement with a bind per cell: 90 partitions
+        of a check are 720 binds)."""
+        planned = event.get_dagster_event().event_specific_data
+        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        common = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in partition_keys])
+
+    def wipe(self) -> None:
+        self._forget_engines(close=True)  # before Dagster deletes the database files they have open
+        super().wipe()
+
     def dispose(self) -> None:
         super().dispose()
-        while self._engines:
-            self._engines.popitem()[1].dispose()
+        self._forget_engines(close=True)
+
+
+def _last_of_each_kind(events: Sequence[EventLogEntry]) -> list[int]:
+    """Positions of the last event of each (asset, event type), in batch order.
+
+    ``_store_asset_event`` overwrites the asset's summary row (latest materialization, run, timestamp)
+    with columns that depend only on the event type, so applying just these events leaves the row as
+    applying every event in order would, without serializing a record per partition.
+    """
+    last: dict[tuple[str, str], int] = {}
+    for position, event in enumerate(events):
+        dagster_event = event.dagster_event
+        if dagster_event is not None and dagster_event.asset_key is not None:
+            last[(dagster_event.asset_key.to_string(), dagster_event.event_type_value)] = position
+    return sorted(last.values())

@@ -105,15 +105,21 @@ _limiters: dict[str, RateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
-def rate_limiter(provider: str, rate_per_second: float) -> RateLimiter:
-    """The process-wide limiter of ``provider``; when clients disagree on the rate, the strictest wins."""
+def rate_limiter(provider: str, rate_per_second: float, burst: float = 1.0) -> RateLimiter:
+    """The process-wide limiter of ``provider``; when clients disagree on rate or burst, the strictest wins."""
     with _limiters_lock:
         limiter = _limiters.get(provider)
         if limiter is None:
-            limiter = _limiters[provider] = RateLimiter(rate_per_second)
-        elif rate_per_second < limiter.rate:
-            limiter.rate = float(rate_per_second)
+            limiter = _limiters[provider] = RateLimiter(rate_per_second, burst)
+        else:
+            limiter.rate = min(limiter.rate, float(rate_per_second))
+            limiter.burst = min(limiter.burst, float(burst))
         return limiter
+
+
+def unlimited() -> RateLimiter:
+    """A limiter of one client alone that never makes it wait (``pause_until`` still holds it)."""
+    return RateLimiter(1e12, burst=1e12)
 
 
 def reset_rate_limiters() -> None:
@@ -305,6 +311,10 @@ class _Attempt:
 class HttpClient:
     """One provider's HTTP session with retries, backoff, rate limit and circuit breaker.
 
+    ``rate_per_second``/``burst``: the provider's token bucket, shared by every client of the provider in
+    the process; ``rate_per_second=None`` sends without client-side limit (only for servers you run
+    yourself, such as the replay server: ``CRYPTO_ASSETS_RATE_LIMITS=off``).
+
     ``weight_header``/``weight_budget``: a response header reporting the weight used in the current
     minute (Binance ``x-mbx-used-weight-1m``); once it reaches the budget, every client of the
     provider waits for the next wall-clock minute.
@@ -315,7 +325,8 @@ class HttpClient:
         provider: str,
         base_url: str,
         *,
-        rate_per_second: float,
+        rate_per_second: float | None,
+        burst: float = 1.0,
         timeout: tuple[float, float] = (5, 20),
         max_attempts: int = 5,
         backoff_base: float = 0.5,
@@ -349,7 +360,7 @@ class HttpClient:
         self._rng = rng or random.Random()
         self.weight_header = weight_header
         self.weight_budget = weight_budget
-        self.limiter = rate_limiter(provider, rate_per_second)
+        self.limiter = unlimited() if rate_per_second is None else rate_limiter(provider, rate_per_second, burst)
         self.breaker = circuit_breaker(provider, breaker_threshold, breaker_cooldown)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT

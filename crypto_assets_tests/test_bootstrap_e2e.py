@@ -80,9 +80,10 @@ def test_failover_to_the_next_provider_records_it(pipeline_env):
     expected = bundled(["BTC", "ETH"], "2022-05-10", "2022-05-12")
     expected["ts"] = expected["ts"].dt.as_unit("ns")
     pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], expected, check_exact=True)
-    # The circuit breaker opened after 5 failed calls: the dead provider was not hammered.
+    # The circuit breaker opened after 5 failed calls of 5 attempts (the other symbol, fetched concurrently, may
+    # have had one more call in flight), plus at most one half-open probe: the dead provider was not hammered.
     binance_calls = pipeline_env.server.stats()["binance"]
-    assert binance_calls <= 5 * 5 + 1
+    assert 5 * 5 <= binance_calls <= (5 + 1) * 5 + 1
 
 
 WALL_CLOCK_COLUMNS = {"ingested_at", "computed_at"}

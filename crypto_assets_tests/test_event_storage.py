@@ -4,6 +4,7 @@ Real Dagster runs on two real SQLite instances, one per storage: a single-run ba
 asset with a check, where one partition fails and the others land, then the failed one re-run.
 """
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ RANGE = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_par
 @dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
 def daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     keys = context.partition_keys
-    if BAD_DAY in keys and len(keys) > 1:
+    if BAD_DAY in keys and len(keys) > 1 and context.run.tags.get("provider") == "down":
         for key in keys:
             if key != BAD_DAY:
                 context.log_event(dg.AssetMaterialization(asset_key=ASSET, partition=key, metadata={"landed": True}))
@@ -68,15 +69,40 @@ def run_both(instance: dg.DagsterInstance) -> None:
         first = dg.materialize(
             [daily, daily_is_fine],
             instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": "2024-01-01",
-                "dagster/asset_partition_range_end": "2024-01-10",
-            },
+            tags={**RANGE, "provider": "down"},
             raise_on_error=False,
         )
         assert not first.success
         again = dg.materialize([daily, daily_is_fine], instance=instance, partition_key=BAD_DAY)
         assert again.success
+        # The whole range in one run: its 10 materializations reach the storage as one batch.
+        whole = dg.materialize([daily, daily_is_fine], instance=instance, tags=RANGE)
+        assert whole.success
+
+
+def check_history(instance: dg.DagsterInstance) -> list[tuple]:
+    """The check's stored executions (one planned row per partition of a run, updated by its evaluation)."""
+    run_numbers = {run.run_id: n for n, run in enumerate(reversed(instance.get_runs()))}
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(ASSET, "daily_is_fine"), limit=1000
+    )
+    return sorted(
+        (run_numbers[r.run_id], r.partition or "", r.status.value, r.event.dagster_event_type.value) for r in records
+    )
+
+
+def asset_summary(instance: dg.DagsterInstance) -> tuple:
+    """The asset's summary row (what the UI lists assets by) checked against the events it summarises."""
+    entry = instance.get_asset_records([ASSET])[0].asset_entry
+    latest = instance.fetch_materializations(ASSET, limit=1).records[0]
+    planned = instance.get_latest_planned_materialization_info(ASSET)
+    assert entry.last_materialization_record.storage_id == latest.storage_id
+    assert entry.last_run_id == instance.get_runs(limit=1)[0].run_id == latest.run_id
+    assert planned is not None and planned.run_id == latest.run_id
+    return (
+        entry.last_materialization_record.event_log_entry.dagster_event.partition,
+        len(instance.get_runs()),
+    )
 
 
 def test_batching_storage_stores_what_dagster_stores(tmp_path) -> None:
@@ -96,13 +122,17 @@ def test_batching_storage_stores_what_dagster_stores(tmp_path) -> None:
                     instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS),
                     instance.get_materialized_partitions(ASSET),
                     instance.get_latest_materialization_event(ASSET).dagster_event.partition,
+                    asset_summary(instance),
+                    check_history(instance),
                 )
             )
     assert statuses[0] == statuses[1]
-    events, status, materialized, latest = statuses[1]
-    assert len([e for e in events if e[0] == "ASSET_MATERIALIZATION_PLANNED"]) == 11
+    events, status, materialized, latest, summary, checks = statuses[1]
+    assert len([e for e in events if e[0] == "ASSET_MATERIALIZATION_PLANNED"]) == 21
     assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
-    assert materialized == set(DAYS.get_partition_keys()) and latest == BAD_DAY
+    assert materialized == set(DAYS.get_partition_keys()) and latest == "2024-01-10"
+    assert summary == ("2024-01-10", 3)
+    assert sum(1 for c in checks if c[2] == "PLANNED") == 21  # one planned row per partition of each run
 
 
 def test_failed_partitions_are_marked_failed(tmp_path) -> None:
@@ -112,10 +142,7 @@ def test_failed_partitions_are_marked_failed(tmp_path) -> None:
         dg.materialize(
             [daily],
             instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": "2024-01-01",
-                "dagster/asset_partition_range_end": "2024-01-10",
-            },
+            tags={**RANGE, "provider": "down"},
             raise_on_error=False,
         )
         status = instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS)
@@ -135,3 +162,24 @@ def test_an_existing_instance_keeps_its_history(tmp_path) -> None:
     with make_instance(tmp_path, "home", batching=False) as plain_again:
         assert plain_again.get_materialized_partitions(ASSET) == {"2024-01-02", "2024-01-03"}
         assert len(plain_again.get_runs()) == 2
+
+
+def test_a_forked_child_uses_its_own_connections(tmp_path) -> None:
+    """Pooled SQLite connections must not be shared across fork: the child starts with none and still writes."""
+    with make_instance(tmp_path, "home", batching=True) as instance:
+        dg.materialize([daily], instance=instance, partition_key="2024-01-02")
+        storage = instance.event_log_storage
+        assert storage._engines  # the parent keeps its databases' engines (and pooled connections)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code, never return into pytest
+            code = 3
+            try:
+                if not storage._engines:
+                    dg.materialize([daily], instance=instance, partition_key="2024-01-03")
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        dg.materialize([daily], instance=instance, partition_key="2024-01-04")
+        assert instance.get_materialized_partitions(ASSET) == {"2024-01-02", "2024-01-03", "2024-01-04"}

@@ -29,6 +29,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 from dagster._serdes import serialize_value
 
 from crypto_assets.config import REPO_ROOT
+from crypto_assets.defs.prices import PRICE_FETCH_THREADS
 from crypto_assets.providers.rss import RssClient
 from crypto_assets.replay import server as replay_server_module
 from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
@@ -275,18 +276,23 @@ def test_primary_down_for_the_whole_run(pipeline_env) -> None:
     assert set(prices["provider"]) == {"coinbase"}
 
     # How many requests the dead provider gets. Each call makes 5 attempts (503 is retryable) and then counts as
-    # one failure of the breaker, which opens at the 5th consecutive failure. BTC's 10-day request fails and is
-    # bisected while the breaker is closed: [10] -> [5] -> [2] -> [1], [1]: 5 failed calls = 25 requests, then the
-    # breaker is open; BTC's remaining [3] and [5] day-runs, ETH and the second-provider samples of the checks and
-    # quality scores are refused without a request. Only after the 60 s cooldown may one half-open probe pass
-    # (1 attempt, it fails and re-opens the breaker for another 60 s): at most one more request per 60 s of run.
+    # one failure of the breaker, which opens at the 5th consecutive failure. The symbols are fetched concurrently,
+    # each bisecting its failed 10-day request while the breaker is closed ([10] -> [5] -> [2] -> [1] ...): 5 failed
+    # calls open it, and each other symbol may have one call in flight then (2 symbols: 5 or 6 calls, 25 or 30
+    # requests). After that every remaining day-run, and the second-provider samples of the checks and quality
+    # scores, is refused without a request. Only after the 60 s cooldown may one half-open probe pass (1 attempt, it
+    # fails and re-opens the breaker for another 60 s): at most one more request per 60 s of run.
     probes_allowed = int(elapsed // 60)
-    assert 25 <= server.stats()["binance"] <= 25 + probes_allowed, (server.stats(), elapsed)
+    concurrent = min(PRICE_FETCH_THREADS, len(symbols))
     with instance_of(pipeline_env) as instance:
         metadata = prices_metadata(instance)
-    # 5 failed calls x 4 retries; a probe is never retried. Backoff is full jitter, at most 0.5 + 1 + 2 + 4 s a call.
-    assert metadata["http_retries"] == 20
-    assert 0 < metadata["http_retry_wait_s"] <= 5 * 7.5
+    # Every failed call was retried 4 times; a probe is never retried.
+    failed_calls, odd = divmod(metadata["http_retries"], 4)
+    assert odd == 0 and 5 <= failed_calls <= 5 + concurrent - 1, metadata["http_retries"]
+    probes = server.stats()["binance"] - 5 * failed_calls
+    assert 0 <= probes <= probes_allowed, (server.stats(), failed_calls, elapsed)
+    # Backoff is full jitter, at most 0.5 + 1 + 2 + 4 s a call.
+    assert 0 < metadata["http_retry_wait_s"] <= failed_calls * 7.5
     assert metadata["providers_used"] == {"coinbase": len(prices)}
 
 

@@ -417,6 +417,38 @@ def test_rate_limiter_spaces_requests_across_clients_of_a_provider(httpserver: H
     assert len(fake.sleeps) == 4
 
 
+def test_burst_sends_at_once_then_spaces_at_the_rate(httpserver: HTTPServer, fake: FakeTime) -> None:
+    httpserver.expect_request("/ok").respond_with_json([])
+    http = client(httpserver, fake, "coinbase", rate_per_second=4.0, burst=3)
+    for _ in range(5):
+        http.get_json("/ok")
+    assert fake.sleeps == pytest.approx([0.25, 0.25])
+
+    # A client of the same provider asking for a smaller burst makes the shared bucket stricter.
+    fake.now += 10
+    strict = client(httpserver, fake, "coinbase", rate_per_second=4.0, burst=1)
+    strict.get_json("/ok")
+    http.get_json("/ok")
+    assert fake.sleeps == pytest.approx([0.25, 0.25, 0.25])
+
+
+def test_a_client_without_rate_limit_never_waits_but_honours_pauses(httpserver: HTTPServer, fake: FakeTime) -> None:
+    """``rate_per_second=None`` (CRYPTO_ASSETS_RATE_LIMITS=off): no spacing, and no share in the provider's bucket."""
+    httpserver.expect_request("/ok").respond_with_json([])
+    limited = client(httpserver, fake, "binance", rate_per_second=1.0)
+    free = client(httpserver, fake, "binance", rate_per_second=None)
+    for _ in range(20):
+        free.get_json("/ok")
+    assert fake.sleeps == [] and free.stats()["rate_limit_wait_seconds"] == 0
+    limited.get_json("/ok")
+    limited.get_json("/ok")
+    assert fake.sleeps == pytest.approx([1.0])
+
+    free.limiter.pause_until(fake.now + 7)
+    free.get_json("/ok")
+    assert fake.sleeps == pytest.approx([1.0, 7.0])
+
+
 def test_binance_weight_header_pauses_until_next_minute(httpserver: HTTPServer, fake: FakeTime) -> None:
     wall = 1_700_000_025.0
     seconds_left = 60 - wall % 60

@@ -549,7 +549,7 @@ def test_event_batches_keep_failed_partitions_failed_in_postgres(
     shutil.copy(DEPLOY_YAML, tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        failed = dg.materialize([daily], instance=instance, tags=RANGE, raise_on_error=False)
+        failed = dg.materialize([daily], instance=instance, tags={**RANGE, "provider": "down"}, raise_on_error=False)
         assert not failed.success
         status = instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS)
     assert status[BAD_DAY] == dg.AssetPartitionStatus.FAILED

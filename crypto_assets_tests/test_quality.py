@@ -301,6 +301,16 @@ def test_news_volume_anomaly_counts_absent_days_as_zero_and_skips_short_history(
     assert short.skipped and short.passed and "history" in short.metrics["reason"]
 
 
+def test_news_volume_by_day_flags_the_days_the_one_day_rule_flags() -> None:
+    """The raw/news check scores every day at once; each day's verdict is the one-day rule's."""
+    daily = REAL_DAILY_COUNTS.drop(pd.Timestamp("2022-06-20", tz=UTC))  # an absent day counts 0
+    table = q.news_volume_by_day(daily)
+    assert len(table) == 24 and table["checked"].sum() == 17  # the first 7 days lack history
+    verdicts = {day: not q.news_volume_anomaly(daily, day).passed for day in table.index}
+    assert table["thin"].to_dict() == verdicts
+    assert table.loc["2022-07-05", "thin"] and table["thin"].sum() == sum(verdicts.values()) > 0
+
+
 # ---------------------------------------------------------------------------------- features/training
 
 

@@ -297,10 +297,30 @@ def test_env_points_every_provider_at_the_server(server):
         "CRYPTO_ASSETS_KRAKEN_URL",
         "CRYPTO_ASSETS_CRYPTOCOMPARE_URL",
         "CRYPTO_ASSETS_RSS_FEEDS",
+        "CRYPTO_ASSETS_RATE_LIMITS",
     }
     settings = load_settings(env)
     assert settings.provider_urls["binance"] == f"{server.url}/binance"
     assert len(settings.rss_feeds) == len(FEEDS)
+    assert not settings.rate_limits and load_settings({}).rate_limits
+
+
+def test_resources_build_clients_without_rate_limits_for_the_replay_server(server, monkeypatch):
+    """The replay server's env turns the limiters off in every client the resources build; live keeps them."""
+    from crypto_assets.defs.news import news_clients
+    from crypto_assets.defs.resources import build_resources
+    from crypto_assets.http import rate_limiter
+
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    for rate_limited in (False, True):
+        monkeypatch.setenv("CRYPTO_ASSETS_RATE_LIMITS", "on" if rate_limited else "off")
+        resources = build_resources()
+        clients = [*resources["price_sources"].clients(), *news_clients(None, resources["news_sources"]).values()]
+        assert [c.name for c in clients] == ["binance", "coinbase", "cryptocompare", "cryptocompare", "rss"]
+        for c in clients:
+            shared = c.http.limiter is rate_limiter(c.name, c.rate_per_second)
+            assert shared == rate_limited, c
 
 
 def test_clock_hides_bars_that_have_not_closed(fresh, http):

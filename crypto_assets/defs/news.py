@@ -35,15 +35,17 @@ def news_clients(context: dg.AssetExecutionContext, sources: NewsSources) -> dic
     for provider in sources.providers:
         if provider == "cryptocompare":
             clients[provider] = CryptoCompareNewsClient(
-                sources.cryptocompare_url, api_key=sources.cryptocompare_api_key
+                sources.cryptocompare_url, api_key=sources.cryptocompare_api_key, rate_limited=sources.rate_limited
             )
         elif provider == "rss":
-            clients[provider] = RssClient(sources.rss_feeds)
+            clients[provider] = RssClient(sources.rss_feeds, rate_limited=sources.rate_limited)
         elif provider == "newsapi":
             if not sources.newsapi_api_key:
                 context.log.info("newsapi: NEWSAPI_API_KEY is not set, source skipped")
                 continue
-            clients[provider] = NewsApiClient(sources.newsapi_url, sources.newsapi_api_key)
+            clients[provider] = NewsApiClient(
+                sources.newsapi_url, sources.newsapi_api_key, rate_limited=sources.rate_limited
+            )
         else:  # load_settings refuses unknown names; this guards programmatic configs
             raise dg.Failure(f"unknown news provider {provider!r}")
     return clients

@@ -1,5 +1,6 @@
 """raw/prices: hourly OHLCV bars per symbol from the price providers, with per-day failover."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -13,6 +14,7 @@ from crypto_assets.providers.prices import PriceClient, empty_prices_frame, fetc
 from crypto_assets.schemas import validate_frame
 
 RAW_PRICES = dg.AssetKey(["raw", "prices"])
+PRICE_FETCH_THREADS = 4
 
 
 def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
@@ -73,25 +75,32 @@ def raw_prices(
 ) -> dg.MaterializeResult:
     start, end = context.partition_time_window
     days = days_of(start, end)
-    clients = price_sources.clients()
     frames: list[pd.DataFrame] = []
     failed: dict[date, dict[str, dict[str, str]]] = {}
     provider_days: dict[str, int] = {}
     retries = 0
     retry_wait = 0.0
-    for number, symbol in enumerate(universe.symbols, start=1):
-        result = fetch_prices_with_failover(symbol, days, clients)
-        frames.append(result.frame)
-        for day, errors in result.failed_days.items():
-            failed.setdefault(day, {})[symbol] = errors
-        for provider, count in result.provider_days.items():
-            provider_days[provider] = provider_days.get(provider, 0) + count
-        retries += int(result.stats.get("retries", 0))
-        retry_wait += float(result.stats.get("retry_wait_seconds", 0.0))
-        context.log.info(
-            f"[{number}/{len(universe.symbols)}] {symbol}: {len(result.frame)} bars, "
-            f"days per provider {result.provider_days}, {len(result.failed_days)} days failed"
-        )
+    # Symbols are fetched concurrently, each with its own clients (sessions are not shared across threads);
+    # every provider's rate limiter and circuit breaker are process-wide, so the budget stays the same.
+    # Results are taken in universe order, so the log and the frame do not depend on timing.
+    with ThreadPoolExecutor(max_workers=min(PRICE_FETCH_THREADS, len(universe.symbols)) or 1) as pool:
+        futures = [
+            pool.submit(fetch_prices_with_failover, symbol, days, price_sources.clients())
+            for symbol in universe.symbols
+        ]
+        for number, (symbol, future) in enumerate(zip(universe.symbols, futures, strict=True), start=1):
+            result = future.result()
+            frames.append(result.frame)
+            for day, errors in result.failed_days.items():
+                failed.setdefault(day, {})[symbol] = errors
+            for provider, count in result.provider_days.items():
+                provider_days[provider] = provider_days.get(provider, 0) + count
+            retries += int(result.stats.get("retries", 0))
+            retry_wait += float(result.stats.get("retry_wait_seconds", 0.0))
+            context.log.info(
+                f"[{number}/{len(universe.symbols)}] {symbol}: {len(result.frame)} bars, "
+                f"days per provider {result.provider_days}, {len(result.failed_days)} days failed"
+            )
 
     frame = pd.concat(frames, ignore_index=True) if frames else empty_prices_frame()
     good_days = [day for day in days if day not in failed]

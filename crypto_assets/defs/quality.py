@@ -260,15 +260,12 @@ def _news_volume(news: pd.DataFrame) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(
             passed=True, severity=dg.AssetCheckSeverity.WARN, description="no articles", **_target(check)
         )
-    counts = news.groupby(news["published_at"].dt.floor("D")).size()
-    days = pd.date_range(counts.index.min(), counts.index.max(), freq="D", tz="UTC")
-    counts = counts.reindex(days, fill_value=0)
-    results = [q.news_volume_anomaly(counts, day) for day in days]
-    flagged = [(str(day.date()), int(counts[day])) for day, r in zip(days, results, strict=True) if not r.passed]
+    table = q.news_volume_by_day(news.groupby(news["published_at"].dt.floor("D")).size())
+    flagged = [(str(day.date()), int(count)) for day, count in table.loc[table["thin"], "count"].items()]
     return dg.AssetCheckResult(
         passed=not flagged,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(flagged)} of {len(days)} days have under 25% of the usual article count",
+        description=f"{len(flagged)} of {len(table)} days have under 25% of the usual article count",
         metadata={"thin_days": dg.MetadataValue.json(dict(flagged))},
         **_target(check),
     )
@@ -285,7 +282,7 @@ def warmed_up(features: pd.DataFrame, bars: pd.DataFrame, warmup: int = WARMUP_B
     position = bars.groupby(segment).cumcount()
     ready = bars.loc[position >= warmup, ["symbol", "ts"]].assign(ready=True)
     merged = features[["symbol", "ts"]].merge(ready, on=["symbol", "ts"], how="left")
-    return pd.Series(merged["ready"].fillna(False).to_numpy(dtype=bool), index=features.index)
+    return pd.Series(merged["ready"].eq(True).to_numpy(dtype=bool), index=features.index)
 
 
 @dg.asset_check(

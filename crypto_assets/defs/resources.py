@@ -29,12 +29,16 @@ class Universe(dg.ConfigurableResource):
     symbols: list[str] = Field(description="Universe symbols, e.g. BTC, ETH")
 
 
+RATE_LIMITS = "Client-side rate limits per provider (CRYPTO_ASSETS_RATE_LIMITS; off only for your own servers)"
+
+
 class PriceSources(dg.ConfigurableResource):
     """Price providers in failover order and their base URLs."""
 
     providers: list[str] = Field(description="Failover order (CRYPTO_ASSETS_PRICE_PROVIDERS)")
     urls: dict[str, str] = Field(description="Base URL per provider (CRYPTO_ASSETS_<PROVIDER>_URL)")
     cryptocompare_api_key: str | None = Field(default=None, description="Optional CRYPTOCOMPARE_API_KEY")
+    rate_limited: bool = Field(default=True, description=RATE_LIMITS)
 
     def clients(self) -> list[PriceClient]:
         return [
@@ -42,6 +46,7 @@ class PriceSources(dg.ConfigurableResource):
                 name,
                 self.urls[name],
                 api_key=self.cryptocompare_api_key if name == "cryptocompare" else None,
+                rate_limited=self.rate_limited,
             )
             for name in self.providers
         ]
@@ -57,6 +62,7 @@ class NewsSources(dg.ConfigurableResource):
     cryptocompare_api_key: str | None = None
     newsapi_api_key: str | None = None
     sentiment_model: str = Field(default="vader", description="Article sentiment model")
+    rate_limited: bool = Field(default=True, description=RATE_LIMITS)
 
 
 def _optional_secret(name: str) -> dg.EnvVar | None:
@@ -72,6 +78,7 @@ def build_resources() -> dict[str, object]:
             providers=list(settings.price_providers),
             urls=dict(settings.provider_urls),
             cryptocompare_api_key=_optional_secret("CRYPTOCOMPARE_API_KEY"),
+            rate_limited=settings.rate_limits,
         ),
         "news_sources": NewsSources(
             providers=list(settings.news_providers),
@@ -80,6 +87,7 @@ def build_resources() -> dict[str, object]:
             rss_feeds=list(settings.rss_feeds),
             cryptocompare_api_key=_optional_secret("CRYPTOCOMPARE_API_KEY"),
             newsapi_api_key=_optional_secret("NEWSAPI_API_KEY"),
+            rate_limited=settings.rate_limits,
         ),
     }
 

@@ -54,10 +54,13 @@ class CryptoCompareNewsClient:
     name = "cryptocompare"
     rate_per_second = 15.0
 
-    def __init__(self, base_url: str, api_key: str | None = None, *, http: HttpClient | None = None) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None = None, *, http: HttpClient | None = None, rate_limited: bool = True
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or None
-        self.http = http or HttpClient(self.name, self.base_url, rate_per_second=self.rate_per_second)
+        rate = self.rate_per_second if rate_limited else None
+        self.http = http or HttpClient(self.name, self.base_url, rate_per_second=rate)
         self._headers = {"authorization": f"Apikey {self.api_key}"} if self.api_key else None
 
     def fetch(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

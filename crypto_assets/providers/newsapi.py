@@ -47,12 +47,21 @@ class NewsApiClient:
     rate_per_second = 1.0
     page_size = PAGE_SIZE
 
-    def __init__(self, base_url: str, api_key: str, *, http: HttpClient | None = None, query: str = QUERY) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        http: HttpClient | None = None,
+        query: str = QUERY,
+        rate_limited: bool = True,
+    ) -> None:
         if not api_key:
             raise ConfigError("NewsAPI needs an API key: set NEWSAPI_API_KEY or drop newsapi from the news providers")
         self.base_url = base_url.rstrip("/")
         self.query = query
-        self.http = http or HttpClient(self.name, self.base_url, rate_per_second=self.rate_per_second)
+        rate = self.rate_per_second if rate_limited else None
+        self.http = http or HttpClient(self.name, self.base_url, rate_per_second=rate)
         self._headers = {"X-Api-Key": api_key}
 
     def fetch(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

@@ -139,14 +139,25 @@ class BasePriceClient:
 
     name: ClassVar[str]
     rate_per_second: ClassVar[float] = 5.0
+    burst: ClassVar[float] = 1.0
 
-    def __init__(self, base_url: str, *, http: HttpClient | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: HttpClient | None = None,
+        api_key: str | None = None,
+        rate_limited: bool = True,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or None
+        self.rate_limited = rate_limited
         self.http = http or HttpClient(self.name, self.base_url, **self._http_options())
 
     def _http_options(self) -> dict[str, Any]:
-        return {"rate_per_second": self.rate_per_second}
+        if not self.rate_limited:
+            return {"rate_per_second": None}
+        return {"rate_per_second": self.rate_per_second, "burst": self.burst}
 
     def _auth_headers(self) -> dict[str, str]:
         """Credential headers, sent with every request (also through an injected HttpClient)."""
@@ -194,7 +205,9 @@ def collect(getter: Callable[[Callable[[Any], None]], Any], parse: Callable[[Any
 # --------------------------------------------------------------------------------------------- factory
 
 
-def make_price_client(name: str, base_url: str, api_key: str | None = None) -> PriceClient:
+def make_price_client(
+    name: str, base_url: str, api_key: str | None = None, *, rate_limited: bool = True
+) -> PriceClient:
     """A price client by provider name (``binance``, ``coinbase``, ``cryptocompare``, ``kraken``)."""
     from crypto_assets.providers.binance import BinanceClient
     from crypto_assets.providers.coinbase import CoinbaseClient
@@ -211,7 +224,7 @@ def make_price_client(name: str, base_url: str, api_key: str | None = None) -> P
         cls = classes[name]
     except KeyError:
         raise ConfigError(f"unknown price provider {name!r}; choose from {', '.join(classes)}") from None
-    return cls(base_url, api_key=api_key)
+    return cls(base_url, api_key=api_key, rate_limited=rate_limited)
 
 
 # --------------------------------------------------------------------------------------------- failover

@@ -53,9 +53,10 @@ class RssClient:
     name = "rss"
     rate_per_second = 2.0
 
-    def __init__(self, feed_urls: Sequence[str], *, http: HttpClient | None = None) -> None:
+    def __init__(self, feed_urls: Sequence[str], *, http: HttpClient | None = None, rate_limited: bool = True) -> None:
         self.feed_urls = list(feed_urls)
-        self.http = http or HttpClient(self.name, "", rate_per_second=self.rate_per_second)
+        rate = self.rate_per_second if rate_limited else None
+        self.http = http or HttpClient(self.name, "", rate_per_second=rate)
         self.last_errors: dict[str, str] = {}
 
     def fetch(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

@@ -409,10 +409,15 @@ class ReplayServer:
         return [f"{self.url}/rss/{feed.name}.xml" for feed in FEEDS]
 
     def env(self) -> dict[str, str]:
-        """``CRYPTO_ASSETS_*`` variables that point every replayed provider at this server."""
+        """``CRYPTO_ASSETS_*`` variables that point every replayed provider at this server.
+
+        Client-side rate limits are off: they protect the real providers, and this server is not one.
+        Retries, ``Retry-After``, timeouts and circuit breaking still apply to what it serves.
+        """
         env = {f"CRYPTO_ASSETS_{p.upper()}_URL": self.base_url(p) for p in ("binance", "coinbase", "kraken")}
         env["CRYPTO_ASSETS_CRYPTOCOMPARE_URL"] = self.base_url("cryptocompare")
         env["CRYPTO_ASSETS_RSS_FEEDS"] = ",".join(self.rss_feed_urls())
+        env["CRYPTO_ASSETS_RATE_LIMITS"] = "off"
         return env
 
     # -- state

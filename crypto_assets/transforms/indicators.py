@@ -86,7 +86,8 @@ def prepare_prices(prices: pd.DataFrame) -> pd.DataFrame:
 
 def normalize_ts(ts: pd.Series) -> pd.Series:
     """Timestamps as datetime64[ns, UTC] (naive values are taken as UTC)."""
-    out = pd.to_datetime(ts, utc=True)
+    # to_datetime would scan every value of an already tz-aware series to decide on caching
+    out = ts.dt.tz_convert("UTC") if isinstance(ts.dtype, pd.DatetimeTZDtype) else pd.to_datetime(ts, utc=True)
     return out.astype(_TS_DTYPE) if str(out.dtype) != _TS_DTYPE else out
 
 

@@ -400,6 +400,38 @@ def empty_titles(news: pd.DataFrame, *, severity: Severity = "warn", max_rows: i
     )
 
 
+def news_volume_by_day(
+    daily_counts: pd.Series,
+    min_ratio: float = 0.25,
+    *,
+    window_days: int = 14,
+    min_history_days: int = 7,
+    through: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Per UTC day from the first counted day (to ``through`` if later): ``count``, the ``trailing_median``
+    of the ``window_days`` before it, ``history_days`` and ``thin`` (under ``min_ratio`` x that median).
+
+    ``daily_counts`` is indexed by UTC day (dates, strings or timestamps); a day absent from it counts 0
+    articles if it lies inside the covered range. Days with fewer than ``min_history_days`` days before
+    them are never thin (``checked`` is False).
+    """
+    index = pd.to_datetime(pd.Index(daily_counts.index))
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    counts = pd.Series(daily_counts.to_numpy(dtype=float), index=index.floor("D")).groupby(level=0).sum()
+    if counts.empty:
+        return pd.DataFrame(columns=["count", "trailing_median", "history_days", "checked", "thin"])
+    last = counts.index.max() if through is None else max(counts.index.max(), through)
+    full = counts.reindex(pd.date_range(counts.index.min(), last, freq="D"), fill_value=0)
+    before = full.shift(1).rolling(window_days, min_periods=1)
+    table = pd.DataFrame(
+        {"count": full, "trailing_median": before.median(), "history_days": before.count().astype(int)}
+    )
+    table["checked"] = table["history_days"] >= min_history_days
+    median = table["trailing_median"]
+    table["thin"] = table["checked"] & (median > 0) & (table["count"] < min_ratio * median)
+    return table
+
+
 def news_volume_anomaly(
     daily_counts: pd.Series,
     day: datetime | pd.Timestamp | str,
@@ -410,32 +442,28 @@ def news_volume_anomaly(
 ) -> RuleResult:
     """Warn when ``day`` has fewer than ``min_ratio`` x the median article count of the previous days.
 
-    ``daily_counts`` is indexed by UTC day (dates, strings or timestamps); a day absent from it counts 0
-    articles if it lies inside the covered range. The trailing median uses the ``window_days`` before ``day``;
-    with fewer than ``min_history_days`` of them the rule is skipped.
+    One day of ``news_volume_by_day`` (same arguments): a day absent from ``daily_counts`` inside the
+    covered range counts 0 articles; with fewer than ``min_history_days`` days before it the rule is skipped.
     """
     name = "news_volume_anomaly"
-    index = pd.to_datetime(pd.Index(daily_counts.index))
-    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-    counts = pd.Series(daily_counts.to_numpy(dtype=float), index=index.floor("D")).groupby(level=0).sum()
     target = pd.Timestamp(day)
     target = (target.tz_localize("UTC") if target.tzinfo is None else target.tz_convert("UTC")).floor("D")
-    if counts.empty:
+    table = news_volume_by_day(
+        daily_counts, min_ratio, window_days=window_days, min_history_days=min_history_days, through=target
+    )
+    if table.empty:
         return _skipped(name, "warn", "no daily counts")
-    full = counts.reindex(pd.date_range(counts.index.min(), max(counts.index.max(), target), freq="D"), fill_value=0)
-    history = full.loc[(full.index >= target - pd.Timedelta(days=window_days)) & (full.index < target)]
-    history = history.loc[history.index >= counts.index.min()]
-    if len(history) < min_history_days:
-        return _skipped(name, "warn", f"only {len(history)} days of history (need {min_history_days})")
-    median = float(history.median())
-    count = float(full.get(target, 0.0))
+    history = int(table.at[target, "history_days"]) if target in table.index else 0
+    if history < min_history_days:
+        return _skipped(name, "warn", f"only {history} days of history (need {min_history_days})")
+    count, median = float(table.at[target, "count"]), float(table.at[target, "trailing_median"])
+    passed = not table.at[target, "thin"]
     ratio = count / median if median > 0 else 1.0
-    passed = median == 0 or count >= min_ratio * median
     return RuleResult(
         passed=passed,
         severity="warn",
         description=(
-            f"{int(count)} articles on {target.date()} vs trailing {len(history)}-day median {median:g} "
+            f"{int(count)} articles on {target.date()} vs trailing {history}-day median {median:g} "
             f"(ratio {ratio:.2f}, warn below {min_ratio:g})"
         ),
         failures=pd.DataFrame() if passed else pd.DataFrame({"day": [target], "count": [count], "median": [median]}),
