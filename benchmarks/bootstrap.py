@@ -67,6 +67,9 @@ DEFAULT_END = "2022-08-01"
 KINDS = ("floor", "prices", "full", "limited")
 GOALS = {"prices": 2.0, "full": 3.0, "limited": None}  # x the floor's wall time; limited: no goal, for reference
 # The replay server's env turns the client-side rate limits off; "limited" turns them back on, as live.
+PROFILED_CLI = (
+    "import cProfile, sys; from crypto_assets.cli import main; cProfile.run('main(sys.argv[2:])', sys.argv[1])"
+)
 KIND_ENV = {"limited": {"CRYPTO_ASSETS_RATE_LIMITS": "on"}}
 PARTITIONS_START = "2022-01-01"  # the same as crypto_assets.defs.common (not imported: the floor stays pure Dagster)
 
@@ -291,8 +294,10 @@ def child_command(
     kind: str, start: str, end: str, *, floor_assets: int = 1, profile_to: Path | None = None
 ) -> list[str]:
     if kind in ("full", "limited"):
-        prefix = [sys.executable, "-m", "cProfile", "-o", str(profile_to)] if profile_to else [sys.executable]
-        return [*prefix, "-m", "crypto_assets", "bootstrap", "--start", start, "--end", end]
+        bootstrap = ["bootstrap", "--start", start, "--end", end]
+        if profile_to:  # cli.main() returns normally (the console script's exit_fast would lose the profile)
+            return [sys.executable, "-c", PROFILED_CLI, str(profile_to), *bootstrap]
+        return [sys.executable, "-m", "crypto_assets", *bootstrap]
     command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--start", start, "--end", end]
     return [*command, "--floor-assets", str(floor_assets)] if kind == "floor" else command
 
@@ -520,10 +525,10 @@ def print_steps(run: RunInfo, title: str) -> None:
     mat_time = sum(s.events for s in asset_steps)
     print(f"  planning (before PIPELINE_START): {planning:6.1f} s for {planned} planned events")
     if planned:
-        print(f"{'':36}= {1000 * planning / planned:.0f} ms per planned event")
+        print(f"{'':36}= {1000 * planning / planned:.2f} ms per planned event")
     print(f"  asset steps, own code:            {sum(s.compute for s in asset_steps):6.1f} s")
     print(f"  asset steps, after the output:    {mat_time:6.1f} s for {mats} materialization events", end="")
-    print(f" = {1000 * mat_time / mats:.0f} ms each" if mats else "")
+    print(f" = {1000 * mat_time / mats:.2f} ms each" if mats else "")
     print(f"  asset-check steps ({len(check_steps):2d}):            {sum(s.total for s in check_steps):6.1f} s")
     gaps = run.exec_s - sum(s.total for s in run.steps)
     print(f"  between steps / run start + end:  {gaps:6.1f} s")

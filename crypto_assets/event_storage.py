@@ -58,8 +58,11 @@ def _after_fork_in_child() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
-CACHED_ENGINES = 16  # the index shard plus the run shards recently written or read
-POOL_OVERFLOW = 4  # connections beyond the one kept per database, for concurrent readers (the UI's threads)
+# The index shard plus the run shards recently written or read. Dagster keeps these databases in WAL mode:
+# an open connection keeps its -wal file (up to the run's writes) until the engine is evicted or disposed,
+# so the cache stays small.
+CACHED_ENGINES = 4
+POOL_OVERFLOW = 4  # connections beyond the one kept per database (every use holds the storage's lock anyway)
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
