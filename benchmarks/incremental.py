@@ -153,11 +153,10 @@ def run_facts(home: Path, run_id: str | None = None) -> dict[str, object]:
 
 def new_rows_present(duckdb_path: Path, clock: datetime, symbols: Sequence[str]) -> bool:
     """Whether every symbol's newest feature row is the bar that closed at the clock's last full hour."""
-    import duckdb
+    from crypto_assets import warehouse as wh
 
     expected = clock.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    with duckdb.connect(str(duckdb_path), read_only=True) as conn:
-        conn.execute("SET TimeZone = 'UTC'")
+    with wh.connect(duckdb_path, read_only=True) as conn:
         newest = dict(conn.execute("SELECT symbol, max(ts) FROM features.feature_vectors GROUP BY symbol").fetchall())
     return all(symbol in newest and newest[symbol] == expected for symbol in symbols)
 

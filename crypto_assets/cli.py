@@ -162,11 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
 def exit_fast(code: int) -> NoReturn:
     """Leave the process with ``code`` once its work is written, skipping the interpreter's teardown.
 
-    By now every warehouse connection and the Dagster instance are closed and the worker threads joined;
+    By now every warehouse connection and the Dagster instance are closed and the worker threads joined
+    (the warehouse database kept open for the next connection is closed here);
     what remains is freeing the millions of objects pandas, pandera and Dagster created, one by one, which
     takes ~0.7 s after a bootstrap and changes nothing on disk. Log handlers and the standard streams are
     flushed first. Only the console entry points use it: ``main()`` itself returns normally (tests).
     """
+    warehouse = sys.modules.get("crypto_assets.warehouse")  # not imported by commands that never open it
+    if warehouse is not None:
+        warehouse.release_all()  # the open warehouse database is closed (checkpointed), not dropped
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -10,10 +10,10 @@ import json
 from datetime import UTC, datetime
 
 import dagster as dg
-import duckdb
 import pytest
 from pytest_httpserver import HTTPServer
 
+from crypto_assets import warehouse as wh
 from crypto_assets.defs.alerting import alert_on_failed_checks, alert_on_run_failure
 from crypto_assets.defs.automation import daily_finalize, hourly_refresh
 from crypto_assets.defs.features import technical_indicators
@@ -94,7 +94,7 @@ def test_failing_blocking_check_stops_downstream_and_alerts(corrupt_env, httpser
         assert not result.success
         materialized = {e.asset_key for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
         assert materialized == {dg.AssetKey(["raw", "prices"])}
-        with duckdb.connect(str(corrupt_env.duckdb_path), read_only=True) as conn:
+        with wh.connect(corrupt_env.duckdb_path, read_only=True) as conn:
             tables = conn.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables")
             written = {row[0] for row in tables.fetchall()}
         assert "raw.prices" in written
@@ -134,7 +134,7 @@ def test_a_schema_failure_fails_the_asset_and_writes_nothing(pipeline_env, monke
             partition_key="2022-05-10",
         )
         assert good.success
-        with duckdb.connect(str(pipeline_env.duckdb_path), read_only=True) as conn:
+        with wh.connect(pipeline_env.duckdb_path, read_only=True) as conn:
             before = conn.execute("SELECT * FROM features.technical_indicators ORDER BY ALL").fetchall()
         assert len(before) == 48
 
@@ -152,5 +152,5 @@ def test_a_schema_failure_fails_the_asset_and_writes_nothing(pipeline_env, monke
     failure = next(e for e in bad.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.event_specific_data.error.cause.message)
     assert "features.technical_indicators" in message and "rsi_14" in message and "150" in message
-    with duckdb.connect(str(pipeline_env.duckdb_path), read_only=True) as conn:
+    with wh.connect(pipeline_env.duckdb_path, read_only=True) as conn:
         assert conn.execute("SELECT * FROM features.technical_indicators ORDER BY ALL").fetchall() == before

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -122,3 +126,89 @@ def test_parquet_export_is_replaced_atomically(tmp_path):
     assert target == tmp_path / "exports" / "raw.prices.parquet"
     assert len(pd.read_parquet(target)) == 24
     assert not list(target.parent.glob(".*tmp"))
+
+
+# --- the database kept open between connections --------------------------------------------------------------------
+
+OTHER_PROCESS_OPENS = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
+
+
+def other_process_can_open(path) -> bool:
+    """Whether a separate process can open the file read-write right now (DuckDB's file lock is per process)."""
+    result = subprocess.run([sys.executable, "-c", OTHER_PROCESS_OPENS, str(path)], capture_output=True, text=True)
+    if result.returncode and "lock" not in result.stderr.lower():
+        raise AssertionError(result.stderr)
+    return result.returncode == 0
+
+
+def test_consecutive_connections_share_one_open_database(tmp_path, monkeypatch):
+    opened: list[str] = []
+    real_connect = wh.duckdb.connect
+
+    def counting_connect(database: str, **kwargs: object):
+        opened.append(database)
+        return real_connect(database, **kwargs)
+
+    monkeypatch.setattr(wh.duckdb, "connect", counting_connect)
+    path = tmp_path / "w.duckdb"
+    for day, window in enumerate([DAY1, DAY2]):
+        with wh.connect(path) as conn:
+            frame = bars("BTC", f"2022-05-0{4 + day}", 24)
+            wh.replace_rows(conn, "raw.prices", frame, time_column="ts", windows=[window])
+    with wh.connect(path) as first, wh.connect(path) as second:  # e.g. two threads: two connections, one database
+        assert first is not second
+        assert first.execute("SELECT count(*) FROM raw.prices").fetchone() == (48,)
+        assert second.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+    assert opened == [str(path)]
+    wh.release_all()
+    assert len(rows(path)) == 48  # read-only: a new database, after the read-write one was closed
+    assert opened == [str(path), str(path)]
+
+
+def test_the_file_lock_is_released_once_idle(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn:
+        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
+    assert not other_process_can_open(path)  # kept open for the next connection of this process
+    time.sleep(wh.IDLE_RELEASE_S + 0.3)
+    assert other_process_can_open(path)
+    with wh.connect(path):
+        pass
+    wh.release_all()  # the CLI's exit: closed at once, the rows checkpointed
+    assert other_process_can_open(path)
+    assert len(rows(path)) == 24
+
+
+def test_a_read_only_connection_closes_the_idle_read_write_database(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn:
+        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
+    assert len(rows(path)) == 24  # DuckDB refuses read-only beside read-write in one process: closed first
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_inherits_no_open_database(tmp_path):
+    """A real fork: the parent's idle database is closed before it, so the child can open the file and write."""
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn:
+        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            with wh.connect(path, lock_timeout_s=5) as conn:
+                wh.replace_rows(
+                    conn,
+                    "raw.prices",
+                    bars("ETH", "2022-05-04", 24),
+                    time_column="ts",
+                    windows=[DAY1],
+                    scope={"symbol": ["ETH"]},
+                )
+            wh.release_all()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert {symbol for symbol, _, _ in rows(path)} == {"BTC", "ETH"}

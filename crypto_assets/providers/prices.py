@@ -304,15 +304,16 @@ def fetch_prices_with_failover(
                 for day in run:
                     errors[day][client.name] = str(exc)
                 continue
-            frame_days = frame["ts"].dt.date
+            bar_days = frame["ts"].dt.floor("D")
+            present = {ts.date() for ts in bar_days.unique()}
+            answered = [day for day in run if day in present]
             for day in run:
-                part = frame[frame_days == day]
-                if part.empty:
+                if day not in present:
                     asked = f"{start:%Y-%m-%d}..{end:%Y-%m-%d}"
                     errors[day][client.name] = f"{client.name}: no bars for {day.isoformat()} in its answer for {asked}"
-                else:
-                    served.add(day)
-                    pieces.append(part)
+            if answered:
+                served.update(answered)
+                pieces.append(frame[bar_days.isin([pd.Timestamp(day, tz=UTC) for day in answered])])
         provider_days[client.name] = provider_days.get(client.name, 0) + len(served)
         remaining = [day for day in remaining if day not in served]
 
