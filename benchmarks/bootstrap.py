@@ -1,15 +1,19 @@
 """Benchmark: the bootstrap backfill (90 UTC days x 6 symbols) against the Dagster floor, and where its time goes.
 
-    .venv/bin/python benchmarks/bootstrap.py [--repeat 3] [--profile] [--only floor,prices,full,limited]
+    .venv/bin/python benchmarks/bootstrap.py [--repeat 3] [--profile] [--only floor,shape,prices,full,limited]
 
-Four measurements, each in its own fresh subprocess with its own temp DAGSTER_HOME (a copy of the repo's
+Five measurements, each in its own fresh subprocess with its own temp DAGSTER_HOME (a copy of the repo's
 dagster.yaml: SQLite run/event storage) and its own temp DuckDB file, all against one ReplayServer that this
 script starts (bundled real data over local HTTP, with the server's environment: client-side rate limits off,
 as in ``make demo``; retries, timeouts and circuit breakers apply):
 
 - floor:  one trivial asset (returns a MaterializeResult, no I/O) with the same daily partitions and
           ``BackfillPolicy.single_run()``, over the same 90 partitions, run by ``execute_in_process`` with the
-          bootstrap's tags on a fresh instance of the same kind. What Dagster alone costs for such a run.
+          bootstrap's tags on a fresh instance of the same kind. What Dagster alone costs for such a run. Its
+          process exits as the CLI's does (no interpreter teardown on either side).
+- shape:  the floor with 8 trivial partitioned assets in a chain instead of one: the bootstrap's asset count
+          (7 partitioned + the training set) without any work, i.e. Dagster's per-asset, per-partition
+          bookkeeping (planned and materialization events, steps). No goal: it splits the ratio.
 - prices: only raw/prices (its asset checks come along, as in any asset selection) over the 90 days x 6
           symbols: ``crypto-assets bootstrap`` itself (CLI and ``run_bootstrap``: same instance, job, tags, run
           config, summary) with ``asset_selection=[AssetKey(["raw", "prices"])]`` added to its
@@ -24,7 +28,7 @@ peak RSS (``os.wait4`` on that child: its own rusage, never another process's); 
 processes of the machine used meanwhile (from /proc/stat: noise, 0 on a quiet machine). Before each
 measurement the script waits (``--wait-idle``, ``--wait-max``) for the machine to be idle. Each measurement
 is repeated ``--repeat`` times (interleaved); the table shows median and min, then prices/floor (goal <= 2x),
-full/floor (goal <= 3x) and limited/floor (for reference).
+full/floor (goal <= 3x), shape/floor and limited/floor (for reference).
 
 Then: the phases of each run (startup, planning = the ASSET_MATERIALIZATION_PLANNED events written while the
 run is created, steps, exit); the per-step durations of the last full run from its STEP_START / STEP_OUTPUT /
@@ -33,8 +37,7 @@ Dagster writes after it, one per partition); the last limited run's HTTP request
 limiters allow for them. ``--profile`` also runs the full bootstrap once under cProfile and prints where the time went
 (event-log writes, HTTP and rate-limit waits, pandera, DuckDB, quality scores, imports).
 
-Experiments: ``--floor-assets 8`` (a chain of 8 trivial partitioned assets: the bootstrap's shape),
-``--dagster-yaml PATH`` (another instance config), ``--env KEY=VALUE`` (e.g.
+Experiments: ``--dagster-yaml PATH`` (another instance config), ``--env KEY=VALUE`` (e.g.
 ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1``), ``--json PATH`` (all samples).
 """
 
@@ -65,8 +68,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 DEFAULT_START = "2022-05-04"
 DEFAULT_END = "2022-08-01"
-KINDS = ("floor", "prices", "full", "limited")
-GOALS = {"prices": 2.0, "full": 3.0, "limited": None}  # x the floor's wall time; limited: no goal, for reference
+KINDS = ("floor", "shape", "prices", "full", "limited")
+GOALS = {"shape": None, "prices": 2.0, "full": 3.0, "limited": None}  # x the floor's wall time; None: no goal
+NO_GOAL = {"shape": "no goal: Dagster's bookkeeping for 8 assets", "limited": "no goal: the providers' rate limits"}
+SHAPE_ASSETS = 8
 # The replay server's env turns the client-side rate limits off; "limited" turns them back on, as live.
 PROFILED_CLI = (
     "import cProfile, sys; from crypto_assets.cli import main; cProfile.run('main(sys.argv[2:])', sys.argv[1])"
@@ -296,16 +301,15 @@ def wait_for_idle(idle_percent: float, max_wait: float, window: float = 3.0) -> 
             return
 
 
-def child_command(
-    kind: str, start: str, end: str, *, floor_assets: int = 1, profile_to: Path | None = None
-) -> list[str]:
+def child_command(kind: str, start: str, end: str, *, profile_to: Path | None = None) -> list[str]:
     if kind in ("full", "limited"):
         bootstrap = ["bootstrap", "--start", start, "--end", end]
         if profile_to:  # cli.main() returns normally (the console script's exit_fast would lose the profile)
             return [sys.executable, "-c", PROFILED_CLI, str(profile_to), *bootstrap]
         return [sys.executable, "-m", "crypto_assets", *bootstrap]
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--start", start, "--end", end]
-    return [*command, "--floor-assets", str(floor_assets)] if kind == "floor" else command
+    child = "prices" if kind == "prices" else "floor"
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", child, "--start", start, "--end", end]
+    return [*command, "--floor-assets", str(SHAPE_ASSETS if kind == "shape" else 1)] if child == "floor" else command
 
 
 def child_env(server_env: dict[str, str], home: Path, duckdb_path: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -330,7 +334,7 @@ def measure(
     home.mkdir()
     shutil.copy(args.dagster_yaml, home / "dagster.yaml")
     env = child_env(server.env(), home, workdir / "crypto.duckdb", {**KIND_ENV.get(kind, {}), **dict(args.env)})
-    command = child_command(kind, args.start, args.end, floor_assets=args.floor_assets, profile_to=profile_to)
+    command = child_command(kind, args.start, args.end, profile_to=profile_to)
     if args.wait_idle:
         wait_for_idle(args.wait_idle, args.wait_max)
     server.reset_stats()
@@ -455,7 +459,7 @@ def print_summary(samples: list[Sample], kinds: Sequence[str]) -> dict[str, dict
                 mine = medians[kind]
                 wall = mine["wall_s"] / floor["wall_s"]
                 if goal is None:
-                    verdict = "no goal: the providers' rate limits, as live"
+                    verdict = NO_GOAL[kind]
                 else:
                     verdict = f"goal <= {goal:g}x on wall: " + ("meets" if wall <= goal else "MISSES")
                 print(
@@ -463,6 +467,12 @@ def print_summary(samples: list[Sample], kinds: Sequence[str]) -> dict[str, dict
                     f"   run {mine['run_s'] / floor['run_s']:5.2f}x   cpu {mine['cpu_s'] / floor['cpu_s']:5.2f}x"
                     f"   ({verdict})"
                 )
+        if "shape" in medians and "full" in medians:
+            shape, full = medians["shape"], medians["full"]
+            print(
+                f"  full/shape  wall {full['wall_s'] / shape['wall_s']:5.2f}x   min wall "
+                f"{full['wall_min_s'] / shape['wall_min_s']:5.2f}x   (the work on top of the same Dagster bookkeeping)"
+            )
     return medians
 
 
@@ -673,7 +683,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (default 3)")
     parser.add_argument("--profile", action="store_true", help="also run the full bootstrap once under cProfile")
-    parser.add_argument("--only", default=",".join(KINDS), help="comma-separated subset of floor,prices,full,limited")
+    parser.add_argument("--only", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
     parser.add_argument("--start", default=DEFAULT_START, help="first UTC day (default %(default)s)")
     parser.add_argument("--end", default=DEFAULT_END, help="last UTC day, inclusive (default %(default)s)")
     parser.add_argument(
@@ -700,13 +710,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--wait-max", type=float, default=120.0, help="longest wait for idle, s (default %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temp instances, warehouses and logs")
-    parser.add_argument(
-        "--floor-assets",
-        type=int,
-        default=1,
-        metavar="N",
-        help="trivial partitioned assets in the floor (default 1; 8 ~ the bootstrap: 7 partitioned + training set)",
-    )
+    parser.add_argument("--floor-assets", type=int, default=1, help=argparse.SUPPRESS)  # the floor child's chain
     parser.add_argument("--child", choices=("prices", "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     kinds = [k for k in args.only.split(",") if k]
@@ -715,8 +719,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--only: choose from {', '.join(KINDS)}")
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
-    if args.floor_assets < 1:
-        parser.error("--floor-assets must be >= 1")
     args.kinds = [k for k in KINDS if k in kinds]
     return args
 
