@@ -304,25 +304,32 @@ def feature_null_rates(context: dg.AssetCheckExecutionContext, warehouse: Wareho
     return to_check_result(q.null_rates(features, warmup_bars=0))
 
 
-@dg.asset_check(
-    pool=WAREHOUSE_POOL,
-    asset=TRAINING_SET,
-    blocking=True,
-    description="no leakage: every label is the return of the NEXT bar (label ts > feature ts)",
-)
-def no_leakage(warehouse: Warehouse):
-    with warehouse.get_connection() as conn:
-        table = wh.read_window(conn, "ml.training_set", time_column="ts")
-    return to_check_result(q.leakage_guard(table))
+TRAINING_CHECKS = {
+    spec.name: spec
+    for spec in [
+        dg.AssetCheckSpec(
+            "no_leakage",
+            asset=TRAINING_SET,
+            blocking=True,
+            description="no leakage: every label is the return of the NEXT bar (label ts > feature ts)",
+        ),
+        dg.AssetCheckSpec(
+            "splits_purged",
+            asset=TRAINING_SET,
+            blocking=True,
+            description="splits chronological and purged: >= 24 bars between splits",
+        ),
+    ]
+}
 
 
-@dg.asset_check(
+@dg.multi_asset_check(
+    specs=list(TRAINING_CHECKS.values()),
     pool=WAREHOUSE_POOL,
-    asset=TRAINING_SET,
-    blocking=True,
-    description="splits chronological and purged: >= 24 bars between splits",
+    description="the ml/training_set checks, one read of the table",
 )
-def splits_purged(warehouse: Warehouse):
+def training_set_checks(warehouse: Warehouse) -> Iterator[dg.AssetCheckResult]:
     with warehouse.get_connection() as conn:
         table = wh.read_window(conn, "ml.training_set", time_column="ts")
-    return to_check_result(q.splits_purged(table))
+    yield to_check_result(q.leakage_guard(table), check=TRAINING_CHECKS["no_leakage"])
+    yield to_check_result(q.splits_purged(table), check=TRAINING_CHECKS["splits_purged"])
