@@ -454,6 +454,14 @@ def test_runs_submitted_to_the_queue_run_one_at_a_time_through_the_daemon(
     stay QUEUED), then `dagster-daemon run` dequeuing them one at a time (`max_concurrent_runs: 1`)."""
     db = pg.create_database()
     env = pg_pipeline_env(tmp_path, replay_server, pg, db)
+    # The deployment's queue, ticking every second instead of Dagster's default 5 s: the first run (a few
+    # seconds, most of it its worker process starting) must still be in progress when the daemon next looks
+    # at the queue, or the limit is never what holds the second run back and its log line cannot appear.
+    with (Path(env.env["DAGSTER_HOME"]) / "dagster.yaml").open("a") as config:
+        config.write(
+            "\nrun_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+            "  config:\n    dequeue_interval_seconds: 1\n"
+        )
     initialise_instance(env, monkeypatch)
     port = free_port()
 
