@@ -8,7 +8,7 @@ Readers (notebooks) never open the DuckDB file: any process holding it open, eve
 blocks the single writer. They read Parquet exports that the writer replaces atomically.
 
 A writer keeps the database open for ``IDLE_RELEASE_S`` after its last connection closes (``_OpenDatabases``):
-opening a DuckDB 2.0 database costs 20-40 ms and a run opens the warehouse once per step.
+opening a DuckDB 2.0 database costs 20-40 ms, and a run would otherwise open it once per step.
 """
 
 from __future__ import annotations
