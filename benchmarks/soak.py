@@ -151,18 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ.update(env)
             import dagster as dg
 
+            from crypto_assets import warehouse
             from crypto_assets.definitions import defs
             from crypto_assets.defs.automation import hourly_refresh
 
             job = defs.resolve_job_def("refresh_day")
-            from crypto_assets import warehouse
-
             rss_start = rss_mb()
             storage_start = tree_bytes(home)
             duckdb_start = file_bytes(duckdb_path)
             print(
                 f"before the first refresh: RSS {rss_start:.0f} MiB (Dagster and the definitions imported), "
-                f"instance storage {storage_start / MB:.1f} MiB, DuckDB {file_bytes(duckdb_path) / MB:.1f} MiB"
+                f"instance storage {storage_start / MB:.1f} MiB, DuckDB {duckdb_start / MB:.1f} MiB"
             )
             print(" iter  tick (UTC)        partition    run s  status    RSS MiB  storage MiB  DuckDB MiB  events")
             with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -79,15 +79,10 @@ class _OpenDatabases:
         with self._lock:
             self._users[key] -= 1
             if self._users[key] == 0 and key in self._databases:
-                timer = threading.Timer(IDLE_RELEASE_S, self._close_if_idle, args=(key,))
+                timer = threading.Timer(IDLE_RELEASE_S, self.close_idle, args=(key,))
                 timer.daemon = True
                 self._timers[key] = timer
                 timer.start()
-
-    def _close_if_idle(self, key: str) -> None:
-        with self._lock:
-            if self._users.get(key, 0) == 0:
-                self._close(key)
 
     def _close(self, key: str) -> None:
         timer = self._timers.pop(key, None)
@@ -97,10 +92,13 @@ class _OpenDatabases:
         if database is not None:
             database.close()
 
+    def _close_if_idle(self, key: str) -> None:
+        if self._users.get(key, 0) == 0:
+            self._close(key)
+
     def close_idle(self, key: str) -> None:
         with self._lock:
-            if self._users.get(key, 0) == 0:
-                self._close(key)
+            self._close_if_idle(key)
 
     def release_all(self) -> None:
         """Close every open database (checkpointing it); connections still in use are closed with it."""
@@ -112,8 +110,8 @@ class _OpenDatabases:
         """Close the idle databases, so a forked child inherits none (skipped if another thread is opening one)."""
         if self._lock.acquire(blocking=False):
             try:
-                for key in [key for key in self._databases if self._users.get(key, 0) == 0]:
-                    self._close(key)
+                for key in list(self._databases):
+                    self._close_if_idle(key)
             finally:
                 self._lock.release()
 

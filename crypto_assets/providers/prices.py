@@ -306,11 +306,11 @@ def fetch_prices_with_failover(
                 continue
             bar_days = frame["ts"].dt.floor("D")
             present = {ts.date() for ts in bar_days.unique()}
-            answered = [day for day in run if day in present]
+            asked = f"{start:%Y-%m-%d}..{end:%Y-%m-%d}"
             for day in run:
                 if day not in present:
-                    asked = f"{start:%Y-%m-%d}..{end:%Y-%m-%d}"
                     errors[day][client.name] = f"{client.name}: no bars for {day.isoformat()} in its answer for {asked}"
+            answered = [day for day in run if day in present]
             if answered:
                 served.update(answered)
                 pieces.append(frame[bar_days.isin([pd.Timestamp(day, tz=UTC) for day in answered])])
