@@ -64,6 +64,44 @@ def test_every_asset_has_a_freshness_policy_group_owner_and_schema():
         assert node.metadata.get("dagster/column_schema") is not None, key
 
 
+def test_definitions_hold_every_module_of_defs_and_everything_they_define():
+    """definitions.py lists the modules of defs/: a module (or an asset, check, job, schedule or sensor in
+    one) that is not listed would silently be missing from the UI and the runs."""
+    import importlib
+    import pkgutil
+
+    import crypto_assets.defs
+    from crypto_assets import definitions
+    from crypto_assets.defs.automation import bootstrap_job
+
+    asset_job = type(bootstrap_job)  # what dg.define_asset_job returns
+    modules = {info.name for info in pkgutil.iter_modules(crypto_assets.defs.__path__)}
+    listed = {module.__name__.rsplit(".", 1)[1] for module in definitions.DEFINITION_MODULES}
+    assert modules - listed == {"common", "resources", "runtime"}  # helpers, and the two merged by name
+
+    defined: dict[str, set] = {"assets": set(), "checks": set(), "jobs": set(), "schedules": set(), "sensors": set()}
+    for name in modules:
+        for value in vars(importlib.import_module(f"crypto_assets.defs.{name}")).values():
+            if isinstance(value, dg.AssetChecksDefinition):
+                defined["checks"].add(value)
+            elif isinstance(value, dg.AssetsDefinition):
+                defined["assets"].add(value)
+            elif isinstance(value, asset_job):
+                defined["jobs"].add(value.name)
+            elif isinstance(value, dg.ScheduleDefinition):
+                defined["schedules"].add(value.name)
+            elif isinstance(value, dg.SensorDefinition):
+                defined["sensors"].add(value.name)
+    defs = definitions.defs
+    assert defined["assets"] <= set(defs.assets) and len(defined["assets"]) == 8
+    assert defined["checks"] <= set(defs.asset_checks) and len(defined["checks"]) == 4
+    assert defined["jobs"] == {job.name for job in defs.jobs} == {"bootstrap", "refresh_day"}
+    assert defined["schedules"] == {s.name for s in defs.schedules}
+    assert defined["sensors"] == {s.name for s in defs.sensors}
+    assert set(defs.resources) == {"warehouse", "universe", "price_sources", "news_sources"}
+    assert set(defs.loggers) == {"console"} and defs.executor is not None
+
+
 @pytest.fixture
 def corrupt_env(pipeline_env, monkeypatch):
     """Point this process's resources at the test's replay server, whose Binance bars carry one high < low."""

@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from crypto_assets.defs.common import daily_partitions
-
 EVERY_ASSET = dg.AssetSelection.all()
 
 bootstrap_job = dg.define_asset_job(
@@ -29,7 +27,6 @@ bootstrap_job = dg.define_asset_job(
 refresh_job = dg.define_asset_job(
     name="refresh_day",
     selection=EVERY_ASSET,
-    partitions_def=daily_partitions,
     description="Re-fetch one UTC day of prices and news, recompute its features and rebuild the training set.",
 )
 

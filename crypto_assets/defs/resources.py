@@ -92,6 +92,5 @@ def build_resources() -> dict[str, object]:
     }
 
 
-@dg.definitions
-def resources() -> dg.Definitions:
+def resource_definitions() -> dg.Definitions:
     return dg.Definitions(resources=build_resources())

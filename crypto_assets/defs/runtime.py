@@ -60,6 +60,5 @@ def compact_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger
     return logger
 
 
-@dg.definitions
-def runtime() -> dg.Definitions:
+def runtime_definitions() -> dg.Definitions:
     return dg.Definitions(executor=dg.in_process_executor, loggers={"console": compact_console_logger})
