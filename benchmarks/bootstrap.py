@@ -43,7 +43,6 @@ Experiments: ``--dagster-yaml PATH`` (another instance config), ``--env KEY=VALU
 
 import argparse
 import json
-import logging
 import os
 import platform
 import resource
@@ -91,8 +90,8 @@ def child_prices(start: str, end: str) -> NoReturn:
     """
     import dagster as dg
 
-    from crypto_assets.cli import exit_fast
     from crypto_assets.cli import main as cli_main
+    from crypto_assets.process import exit_fast
 
     original = dg.JobDefinition.execute_in_process
 
@@ -105,7 +104,14 @@ def child_prices(start: str, end: str) -> NoReturn:
 
 
 def child_floor(start: str, end: str, assets: int = 1) -> NoReturn:
-    """Trivial partitioned assets (a chain of ``assets``; 1 by default), single-run backfill, run like the bootstrap."""
+    """Trivial partitioned assets (a chain of ``assets``; 1 by default), single-run backfill, run like the bootstrap.
+
+    The process is set up and left exactly as the CLI's (``crypto_assets.process``: the same garbage-collection
+    settings, and ``exit_fast``, so neither side pays the interpreter's teardown) and the ratio compares work.
+    """
+    from crypto_assets.process import configure_batch_process, exit_fast
+
+    configure_batch_process()
     import dagster as dg
 
     partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
@@ -137,12 +143,7 @@ def child_floor(start: str, end: str, assets: int = 1) -> NoReturn:
         raise_on_error=False,
     )
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
-    # The same exit as the CLI's (crypto_assets.cli.exit_fast; not imported: the floor stays pure Dagster), so
-    # neither side pays the interpreter's teardown (~0.5 s for a Dagster process) and the ratio compares work.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0 if result.success else 1)
+    exit_fast(0 if result.success else 1)
 
 
 # ------------------------------------------------------------------------------------ run analysis

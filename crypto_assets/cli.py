@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a run or a blocking check failed, 2 bad input (nothing 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import NoReturn
 
 from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings
 from crypto_assets.errors import ConfigError
+from crypto_assets.process import configure_batch_process, exit_fast
 from crypto_assets.replay.server import add_arguments as add_replay_arguments
 from crypto_assets.symbols import parse_symbols
 
@@ -101,6 +101,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     webhook_url()  # a malformed CRYPTO_ASSETS_ALERT_WEBHOOK is bad input too: refused before anything runs
     home = _dagster_home()
+    configure_batch_process()
     from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
 
     return bootstrap.run_bootstrap(day_range.start, day_range.end, symbols, settings, home, echo=_print)
@@ -157,24 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(replay)
     replay.set_defaults(func=cmd_replay_server)
     return parser
-
-
-def exit_fast(code: int) -> NoReturn:
-    """Leave the process with ``code`` once its work is written, skipping the interpreter's teardown.
-
-    By now every warehouse connection and the Dagster instance are closed and the worker threads joined
-    (the warehouse database kept open for the next connection is closed here);
-    what remains is freeing the millions of objects pandas, pandera and Dagster created, one by one, which
-    takes ~0.7 s after a bootstrap and changes nothing on disk. Log handlers and the standard streams are
-    flushed first. Only the console entry points use it: ``main()`` itself returns normally (tests).
-    """
-    warehouse = sys.modules.get("crypto_assets.warehouse")  # not imported by commands that never open it
-    if warehouse is not None:
-        warehouse.release_all()  # the open warehouse database is closed (checkpointed), not dropped
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def run() -> NoReturn:
