@@ -100,6 +100,15 @@ def test_clean_text_html():
     assert clean_text("&#147;quoted&#148; &#8217;") == "“quoted” ’"
 
 
+def test_clean_text_plain_ascii_is_only_respaced_and_controls_and_escapes_still_cleaned():
+    """Plain printable ASCII skips the cleaning passes; ASCII that any pass acts on must not."""
+    assert clean_text("  Bitcoin\t rallies \n again ") == "Bitcoin rallies again"
+    assert clean_text("a\x00b\x7fc") == "abc"  # C0 control and DEL
+    assert clean_text("line\\r\\nbreak") == "line break"  # escapes written out as text
+    assert clean_text("a\\x93b") == "a\u2013b"
+    assert clean_text("AT&amp;T") == "AT&T"
+
+
 def test_clean_text_real_mojibake_rows(sample):
     titles = dict(zip(sample["url"], sample["title"], strict=True))
     bodies = dict(zip(sample["url"], sample["body"], strict=True))
@@ -202,6 +211,10 @@ def test_tag_symbols_universe_and_missing_values():
     assert tag_symbols("doge pumps", "", ("DOGE",)) == []
     assert tag_symbols(None, float("nan"), U, None) == []  # type: ignore[arg-type]
     assert tag_symbols("BTC", "", U, "ETH") == ["BTC", "ETH"]  # universe order
+    # Results are cached (article_sentiment re-tags raw.news's articles): each call gets its own list.
+    first = tag_symbols("Solana outage", "", U)
+    first.append("XRP")
+    assert tag_symbols("Solana outage", "", U) == ["SOL"]
 
 
 def test_tag_symbols_real_headlines(sample):

@@ -27,6 +27,7 @@ from crypto_assets.transforms.sentiment import (
     VaderModel,
     available_models,
     get_model,
+    prepare_text,
     register_model,
     score_articles,
     sentiment_hourly,
@@ -304,3 +305,17 @@ def test_no_articles_and_no_bars():
     assert len(out) == 3 and (out["news_count_24h"] == 0).all() and (out["sentiment_mean_24h"] == 0.0).all()
     none = sentiment_hourly(bars.iloc[:0], empty_arts)
     assert list(none.columns) == list(SENTIMENT_HOURLY_COLUMNS) and none.empty
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Another RUG-PULL, then a Sell-Offs wave", "Another rugpull, then a selloff wave"),
+        ("a pump & dump before the all time high", "a pumpanddump before the ath"),
+        ("BTC hits All-Time Highs", "BTC hits ath"),
+        ("It isn\u2019t a \u201crally\u201d at this time", "It isn't a \"rally\" at this time"),
+        ("no slang here: rugged, pumped, sellers", "no slang here: rugged, pumped, sellers"),
+    ],
+)
+def test_prepare_text_joins_slang_and_straightens_quotes(text, expected):
+    assert prepare_text(text) == expected

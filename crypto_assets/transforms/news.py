@@ -72,7 +72,11 @@ def article_id(url: str | None, title: str | None, source: str | None, published
     Without a URL (e.g. Reuters rows) it hashes the normalised title (cleaned, case-folded, punctuation removed),
     the case-folded source and ``published_at`` floored to the minute (UTC).
     """
-    canon = canonical_url(url)
+    return _id_of_canonical(canonical_url(url), title, source, published_at)
+
+
+def _id_of_canonical(canon: str, title: str | None, source: str | None, published_at: object) -> str:
+    """``article_id`` of an already canonical URL ("" when there is none)."""
     if canon:
         key = "url\x00" + canon
     else:
@@ -92,6 +96,8 @@ _TAG_RE = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|</?[A-Za-z][^<>]*
 _INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\ud800-\udfff\x00-\x08\x0e-\x1f\x7f]")
 _C1_RE = re.compile("[\u0080-\u009f]")
 _ORPHAN_A_CIRC_RE = re.compile("\u00c2(?=\\s|$)")
+# What any cleaning step below acts on: non-ASCII, control characters, markup, entities, written-out escapes.
+_NEEDS_CLEANING_RE = re.compile(r"[^\t\n\x0b\x0c\r\x20-\x7e]|[<&\\]")
 
 
 def _char_to_byte() -> dict[str, int]:
@@ -176,6 +182,8 @@ def clean_text(text: object) -> str:
         if text is pd.NA or text is pd.NaT:
             return ""
         text = str(text)
+    if not _NEEDS_CLEANING_RE.search(text):  # most titles and summaries: every step below would leave it as is
+        return " ".join(text.split())
     text = _LITERAL_ESCAPE_RE.sub(_fix_literal_escape, text)
     text = _TAG_RE.sub(" ", text)
     text = html.unescape(text)
@@ -211,10 +219,13 @@ class _Tagger:
             for name in COIN_NAMES.get(sym, ()):
                 self.by_name[" ".join(name.split()).casefold()] = sym
         tickers = "|".join(re.escape(s) for s in sorted(universe, key=len, reverse=True))
-        self.ticker_re = re.compile(f"{_ALNUM_BEFORE}(?:{tickers}){_ALNUM_AFTER}")
+        # The lookaheads on a first letter let the scans skip most positions before trying the lookbehind.
+        first_letters = "".join(sorted({re.escape(s[0]) for s in universe}))
+        self.ticker_re = re.compile(f"(?=[{first_letters}]){_ALNUM_BEFORE}(?:{tickers}){_ALNUM_AFTER}")
         names = sorted({n for s in universe for n in COIN_NAMES.get(s, ())}, key=len, reverse=True)
         alts = "|".join(r"\s+".join(re.escape(w) for w in n.split()) for n in names)
-        self.name_re = re.compile(f"{_ALNUM_BEFORE}(?:{alts}){_ALNUM_AFTER}", re.I) if names else None
+        initials = "".join(sorted({re.escape(n[0]) for n in names}))
+        self.name_re = re.compile(f"(?=[{initials}]){_ALNUM_BEFORE}(?:{alts}){_ALNUM_AFTER}", re.I) if names else None
 
     def __call__(self, text: str, tags: set[str]) -> list[str]:
         hits = {self.by_name[t] for t in tags if t in self.by_name}
@@ -244,10 +255,22 @@ def tag_symbols(title: str, body: str, universe: Sequence[str], categories: str 
     ("disabilit…" as in Americans with Disabilities Act, "wheelchair", "ADA compliance/compliant"). "Cardano"
     and an ``ADA`` category still tag ADA.
     """
-    title = title if isinstance(title, str) else ""
-    body = body if isinstance(body, str) else ""
-    tags = {" ".join(t.split()).casefold() for t in categories.split("|")} if isinstance(categories, str) else set()
-    return _tagger(tuple(universe))(f"{title}\n{body}", tags)
+    return list(
+        _tag(
+            title if isinstance(title, str) else "",
+            body if isinstance(body, str) else "",
+            tuple(universe),
+            categories if isinstance(categories, str) else "",
+        )
+    )
+
+
+# raw.news tags every article of a partition, and article_sentiment tags the same articles again right
+# after (in the same process during a bootstrap or refresh): the second pass is a cache hit.
+@lru_cache(maxsize=16_384)
+def _tag(title: str, body: str, universe: tuple[str, ...], categories: str) -> tuple[str, ...]:
+    tags = {" ".join(t.split()).casefold() for t in categories.split("|")} if categories else set()
+    return tuple(_tagger(universe)(f"{title}\n{body}", tags))
 
 
 # --- the raw.news frame -------------------------------------------------------------------------------------------
@@ -310,8 +333,8 @@ def normalize_news(raw: pd.DataFrame, universe: Sequence[str]) -> pd.DataFrame:
     out = out[(out["title"] != "") & out["published_at"].notna()]
     if out.empty:
         return _empty_news()
-    out["article_id"] = [
-        article_id(u, t, s, p)
+    out["article_id"] = [  # the urls are canonical already
+        _id_of_canonical(u, t, s, p)
         for u, t, s, p in zip(out["url"], out["title"], out["source"], out["published_at"], strict=True)
     ]
     earliest = out.groupby("article_id", sort=False)["published_at"].transform("min")

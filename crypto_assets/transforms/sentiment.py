@@ -95,15 +95,20 @@ _PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\ball[\s-]*time[\s-]+highs?\b", re.I), "ath"),
     (re.compile(r"\bsell[\s-]offs?\b", re.I), "selloff"),
 )
+# A word each phrase contains: a text holding none of them (most) needs no regex pass at all.
+_PHRASE_WORDS = ("rug", "pump", "time", "sell")
 # Curly apostrophes defeat VADER's negation ("don’t" is not "don't"); curly double quotes are just noise.
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+_QUOTES = (("\u2019", "'"), ("\u2018", "'"), ("\u201c", '"'), ("\u201d", '"'))
 
 
 def prepare_text(text: str) -> str:
     """The text as VADER should see it: straight quotes, multi-word crypto slang joined (see ``_PHRASES``)."""
-    text = text.translate(_QUOTES)
-    for pattern, token in _PHRASES:
-        text = pattern.sub(token, text)
+    for curly, straight in _QUOTES:
+        text = text.replace(curly, straight)
+    folded = text.casefold()
+    if any(word in folded for word in _PHRASE_WORDS):
+        for pattern, token in _PHRASES:
+            text = pattern.sub(token, text)
     return text
 
 
