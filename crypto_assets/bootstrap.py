@@ -105,7 +105,9 @@ def _root_cause(error: object) -> str:
 
 
 def _summarise(path: Path, echo: Callable[[str], None]) -> None:
-    with wh.connect(path, read_only=True) as conn:
+    # The run's read-write database, still open in this process: a read-only connection would close it
+    # (checkpoint) and open the file again; exit_fast closes it once.
+    with wh.connect(path) as conn:
         echo("rows per table:")
         for table in SUMMARY_TABLES:
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if wh.table_exists(conn, table) else 0
