@@ -313,7 +313,7 @@ def test_no_articles_and_no_bars():
         ("Another RUG-PULL, then a Sell-Offs wave", "Another rugpull, then a selloff wave"),
         ("a pump & dump before the all time high", "a pumpanddump before the ath"),
         ("BTC hits All-Time Highs", "BTC hits ath"),
-        ("It isn\u2019t a \u201crally\u201d at this time", "It isn't a \"rally\" at this time"),
+        ("It isn\u2019t a \u201crally\u201d at this time", 'It isn\'t a "rally" at this time'),
         ("no slang here: rugged, pumped, sellers", "no slang here: rugged, pumped, sellers"),
     ],
 )
