@@ -13,10 +13,13 @@ import dagster as dg
 from crypto_assets import warehouse as wh
 from crypto_assets.config import REPO_ROOT, Settings
 from crypto_assets.errors import ConfigError
+from crypto_assets.http import UNRESOLVED_HOST
 from crypto_assets.schemas import TABLE_MODELS
 
 # Every warehouse table, in pipeline order: the pandera model registry is the one list of tables.
 SUMMARY_TABLES = tuple(TABLE_MODELS)
+# A failed step's message is cut here in the summary; the run's logs and the UI keep it whole.
+FAILURE_CHARS = 2000
 
 
 def _check_warehouse_openable(path: Path, echo: Callable[[str], None]) -> None:
@@ -97,20 +100,38 @@ def recover_abandoned_runs(instance: dg.DagsterInstance, echo: Callable[[str], N
 
 
 def _root_cause(error: object) -> str:
-    """The innermost error message (Dagster wraps user errors in a generic step-execution error)."""
+    """The innermost error message (Dagster wraps user errors in a generic step-execution error).
+
+    A ``dg.Failure`` is an asset saying what went wrong: its text is shown without Dagster's class path.
+    """
     while getattr(error, "cause", None) is not None:
         error = error.cause
     message = getattr(error, "message", str(error)).strip()
-    return message.replace("\n", " | ")[:2000]
+    if getattr(error, "cls_name", None) == "Failure":
+        message = message.removeprefix("dagster._core.definitions.events.Failure:").strip()
+    return message.replace("\n", " | ")
 
 
-def _summarise(path: Path, echo: Callable[[str], None]) -> None:
+def _next_step(failures: Sequence[str]) -> str:
+    """What to do after a failed run, from its failed steps' messages."""
+    if any(UNRESOLVED_HOST in failure for failure in failures):
+        return (
+            "next: provider host names do not resolve: this machine looks offline or needs a proxy (HTTPS_PROXY); "
+            "`crypto-assets demo` runs on the bundled real data without a network"
+        )
+    return "next: what landed is kept; fix the cause above and run the same command again (days are rewritten in place)"
+
+
+def _summarise(path: Path, echo: Callable[[str], None]) -> int:
+    """Print the rows per table and the training set's splits; return the training set's row count."""
     # The run's read-write database, still open in this process: a read-only connection would close it
     # (checkpoint) and open the file again; exit_fast closes it once.
+    counts: dict[str, int] = {}
     with wh.connect(path) as conn:
         echo("rows per table:")
         for table in SUMMARY_TABLES:
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if wh.table_exists(conn, table) else 0
+            counts[table] = count
             echo(f"  {table:<32} {count:>9,}")
         if wh.table_exists(conn, "ml.training_set"):
             splits = conn.execute(
@@ -120,6 +141,7 @@ def _summarise(path: Path, echo: Callable[[str], None]) -> None:
             echo("training set (rows x columns per split):")
             for split, count, first, last in splits:
                 echo(f"  {split:<6} {count:>7,} x {columns}   {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC")
+    return counts["ml.training_set"]
 
 
 def run_bootstrap(
@@ -161,17 +183,25 @@ def run_bootstrap(
         )
     echo("")
     echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
-    steps = [e for e in result.all_events if e.is_step_failure]
-    for event in steps:
-        echo(f"  failed step {event.step_key}: {_root_cause(event.event_specific_data.error)}")
+    failures = [
+        (event.step_key, _root_cause(event.event_specific_data.error))
+        for event in result.all_events
+        if event.is_step_failure
+    ]
+    for step_key, cause in failures:
+        echo(f"  failed step {step_key}: {cause[:FAILURE_CHARS]}{'...' if len(cause) > FAILURE_CHARS else ''}")
     checks = _check_results(result)
     failed_checks = [c for c in checks if not c[2]]
     echo(f"checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed")
     for asset, name, _, severity, description in failed_checks:
         echo(f"  {'FAILED' if severity == 'ERROR' else 'warning'} {asset} {name}: {description}")
-    _summarise(settings.duckdb_path, echo)
+    training_rows = _summarise(settings.duckdb_path, echo)
     echo(f"DuckDB file: {settings.duckdb_path}")
-    echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")
+    if training_rows:
+        echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")
     echo(f"open the UI: {_ui_hint(dagster_home)}   (then http://127.0.0.1:3000: assets, lineage, this run)")
     blocking_failed = [c for c in failed_checks if c[3] == "ERROR"]
-    return 0 if result.success and not blocking_failed else 1
+    if result.success and not blocking_failed:
+        return 0
+    echo(_next_step([cause for _, cause in failures]))
+    return 1

@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -143,6 +144,7 @@ class CircuitBreaker:
         self.threshold = threshold
         self.cooldown = cooldown
         self.consecutive_failures = 0
+        self.last_failure = ""  # the redacted cause of the latest failed call: shown while the circuit is open
         self._state = CLOSED
         self._opened_at = 0.0
         self._probe_in_flight = False
@@ -182,9 +184,10 @@ class CircuitBreaker:
         with self._lock:
             self._probe_in_flight = False
 
-    def record_failure(self, now: float) -> None:
+    def record_failure(self, now: float, cause: str = "") -> None:
         with self._lock:
             self.consecutive_failures += 1
+            self.last_failure = cause
             if self._state == HALF_OPEN or self.consecutive_failures >= self.threshold:
                 self._state = OPEN
                 self._opened_at = now
@@ -261,6 +264,45 @@ def _excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     text = " ".join(text.split())
     return text[:limit] + ("..." if len(text) > limit else "")
+
+
+# The words of a connection error when the provider's host name does not resolve: ``crypto-assets bootstrap``
+# looks for them to tell a user who is offline (or needs a proxy) what to do.
+UNRESOLVED_HOST = "cannot resolve host"
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps: causes, contexts, urllib3's ``reason`` and exception arguments."""
+    chain: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        todo.extend(item for item in linked if isinstance(item, BaseException))
+    return chain
+
+
+def _connection_failure(exc: BaseException, url: str) -> str:
+    """A failed connection in a few words (host name not found, connection refused, proxy, TLS), not the
+    several nested repr()s requests gives; its own text, shortened, for anything else."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    chain = _exception_chain(exc)
+    unresolved = any(isinstance(item, socket.gaierror) for item in chain)
+    refused = any(isinstance(item, ConnectionRefusedError) for item in chain)
+    if isinstance(exc, requests.exceptions.ProxyError):  # first: the names and refusals below are the proxy's
+        why = "its host name does not resolve" if unresolved else "it refused the connection" if refused else None
+        return f"the proxy (HTTPS_PROXY/HTTP_PROXY) failed: {why or _excerpt(str(exc), 160)}"
+    if unresolved:
+        return f"{UNRESOLVED_HOST} {host} (DNS lookup failed)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS handshake with {host} failed: {_excerpt(str(exc), 160)}"
+    if refused:
+        return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)} refused the connection"
+    return f"{type(exc).__name__}: {_excerpt(str(exc), 200)}"
 
 
 def _looks_like_html(body: bytes, content_type: str) -> bool:
@@ -473,11 +515,12 @@ class HttpClient:
             self._bump("circuit_rejections")
             self._bump("failures")
             wait = self.breaker.retry_after(self._clock())
+            last = f" (the last: {self.breaker.last_failure})" if self.breaker.last_failure else ""
             raise ProviderError(
                 self.provider,
                 safe_url,
                 f"circuit open after {self.breaker.threshold} consecutive failed calls; "
-                f"retry after {math.ceil(wait)} s",
+                f"retry after {math.ceil(wait)} s{last}",
                 retryable=True,
             )
 
@@ -527,13 +570,13 @@ class HttpClient:
                 self._sleep(wait)
 
         assert outcome is not None and outcome.reason is not None
+        cause = self.redact(outcome.reason)
         if outcome.retryable:
-            self.breaker.record_failure(self._clock())
+            self.breaker.record_failure(self._clock(), cause)
         else:
             # A definite answer (4xx, unknown symbol, bad row): the provider is up.
             self.breaker.record_success()
         self._bump("failures")
-        cause = self.redact(outcome.reason)
         if outcome.retryable:
             cause = f"{cause} after {attempt} attempt{'s' if attempt > 1 else ''}"
             if is_probe:
@@ -603,7 +646,7 @@ class HttpClient:
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
         ) as exc:
-            failure, retryable = f"connection error: {type(exc).__name__}: {_excerpt(str(exc), 200)}", True
+            failure, retryable = f"connection error: {_connection_failure(exc, url)}", True
         except requests.RequestException as exc:
             failure = f"request failed: {type(exc).__name__}: {_excerpt(str(exc), 200)}"
         if failure is not None:

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, AssetPartitionStatus, DagsterInstance, DagsterRunStatus
 
+from crypto_assets.bootstrap import _next_step
 from crypto_assets.defs.common import daily_partitions
+from crypto_assets.http import UNRESOLVED_HOST
 from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
 from crypto_assets.replay.faults import FaultConfig
 
@@ -129,7 +131,11 @@ def test_a_day_no_provider_serves_fails_alone_and_recovers(pipeline_env):
     assert done.returncode == 1
     for provider in ("binance", "coinbase", "cryptocompare"):
         assert provider in done.stdout, done.stdout
+        assert f"{provider}: {provider}:" not in done.stdout, "each provider is named once per error"
     assert "2022-05-05" in done.stdout
+    assert "  failed step raw__prices: 1 of 3 days could not be served by any provider" in done.stdout
+    assert done.stdout.splitlines()[-2].startswith("next: what landed is kept"), done.stdout
+    assert "load it:" not in done.stdout, "no training set to load after this failure"
     days = query(pipeline_env.duckdb_path, "SELECT DISTINCT ts::DATE AS day FROM raw.prices ORDER BY day")
     assert [str(d.date()) for d in pd.to_datetime(days["day"])] == ["2022-05-04", "2022-05-06"]
     assert partition_status(pipeline_env, "2022-05-04", "2022-05-05", "2022-05-06") == {
@@ -141,6 +147,7 @@ def test_a_day_no_provider_serves_fails_alone_and_recovers(pipeline_env):
     server.set_faults(FaultConfig())
     done = pipeline_env.run("bootstrap", "--start", "2022-05-05", "--end", "2022-05-05", "--symbols", "BTC")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "load it:" in done.stdout and "next:" not in done.stdout
     assert set(partition_status(pipeline_env, "2022-05-04", "2022-05-05", "2022-05-06").values()) == {
         AssetPartitionStatus.MATERIALIZED
     }
@@ -148,3 +155,14 @@ def test_a_day_no_provider_serves_fails_alone_and_recovers(pipeline_env):
     expected = bundled(["BTC"], "2022-05-04", "2022-05-07")
     expected["ts"] = expected["ts"].dt.as_unit("ns")
     pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], expected, check_exact=True)
+
+
+def test_after_a_failed_run_the_summary_says_what_to_do() -> None:
+    """The closing hint of a failed bootstrap, from its failed steps' messages (their wording: test_http)."""
+    offline = (
+        "news could not be fetched: cryptocompare: connection error: "
+        f"{UNRESOLVED_HOST} min-api.cryptocompare.com (DNS lookup failed) after 5 attempts (https://...)"
+    )
+    hint = _next_step(["2 of 2 days could not be served by any provider", offline])
+    assert "offline or needs a proxy (HTTPS_PROXY)" in hint and "`crypto-assets demo`" in hint
+    assert _next_step(["1 of 3 days could not be served by any provider"]).startswith("next: what landed is kept")

@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import random
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -22,6 +23,7 @@ from werkzeug import Request, Response
 
 from crypto_assets.errors import ProviderError, UnknownSymbolError
 from crypto_assets.http import (
+    UNRESOLVED_HOST,
     HttpClient,
     HttpStatusError,
     circuit_breaker,
@@ -221,10 +223,51 @@ def test_timeout_recovers_and_persisting_timeout_fails() -> None:
 def test_connection_refused_is_retried_then_reported(fake: FakeTime) -> None:
     with HTTPServer() as probe:  # find a free port, then close it
         dead_url = probe.url_for("/")
+        port = probe.port
     http = HttpClient("deadhost", dead_url, rate_per_second=1000, sleep=fake.sleep, clock=fake.clock, max_attempts=3)
-    with pytest.raises(ProviderError, match=r"connection error: ConnectionError: .* after 3 attempts"):
+    with pytest.raises(ProviderError) as info:
         http.get_json("/api/v3/klines")
+    assert info.value.cause == f"connection error: localhost:{port} refused the connection after 3 attempts"
     assert len(fake.sleeps) == 2
+
+
+def test_a_host_name_that_does_not_resolve_is_named(fake: FakeTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, requests nests the resolver's error three deep; the message names the host instead.
+
+    Mocked: the DNS lookup (``socket.getaddrinfo``), since a resolver answering "no such host" needs a network
+    this machine does not have. urllib3 and requests wrap its error exactly as they would a real one.
+    """
+
+    def no_dns(host: str, *args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    http = HttpClient(
+        "binance", "https://api.binance.com", rate_per_second=1000, sleep=fake.sleep, clock=fake.clock, max_attempts=2
+    )
+    with pytest.raises(ProviderError) as info:
+        http.get_json("/api/v3/klines", {"symbol": "BTCUSDT"})
+    assert info.value.cause == (
+        f"connection error: {UNRESOLVED_HOST} api.binance.com (DNS lookup failed) after 2 attempts"
+    )
+    assert str(info.value).startswith("binance: connection error: cannot resolve host api.binance.com")
+
+
+def test_a_proxy_that_refuses_is_blamed_not_the_provider(fake: FakeTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY names a local port nobody listens on: requests goes there (never to the internet)."""
+    with HTTPServer() as probe:  # find a free port, then close it
+        port = probe.port
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    http = HttpClient(
+        "binance", "https://api.binance.com", rate_per_second=1000, sleep=fake.sleep, clock=fake.clock, max_attempts=1
+    )
+    with pytest.raises(ProviderError) as info:
+        http.get_json("/api/v3/klines")
+    assert info.value.cause == (
+        "connection error: the proxy (HTTPS_PROXY/HTTP_PROXY) failed: it refused the connection after 1 attempt"
+    )
 
 
 # --------------------------------------------------------------------------------------------- permanent errors
@@ -331,6 +374,7 @@ def test_circuit_opens_after_5_failed_calls_fails_fast_and_probes(httpserver: HT
     with pytest.raises(ProviderError, match=r"circuit open after 5 consecutive failed calls; retry after 60 s") as info:
         other.get_json("/api/v3/klines")
     assert info.value.retryable
+    assert info.value.cause.endswith("(the last: HTTP 503 (down))"), "an open circuit still says why it opened"
     assert requests_seen(httpserver) == 10 and other.stats()["circuit_rejections"] == 1
 
     fake.now += 59.5

@@ -68,8 +68,8 @@ def fetch_news(
         try:
             frame = future.result()
         except ProviderError as exc:
-            errors[provider] = str(exc)
-            context.log.warning(f"{provider}: {exc}")
+            errors[provider] = str(exc)  # "<provider>: <cause> (<url>)"
+            context.log.warning(str(exc))
             continue
         context.log.info(f"{provider}: {len(frame)} articles between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
         for feed, message in getattr(clients[provider], "last_errors", {}).items():
@@ -77,7 +77,7 @@ def fetch_news(
         frames.append(frame)
     if PRIMARY_NEWS_PROVIDER in errors or not frames:
         raise dg.Failure(
-            description="news could not be fetched: " + "; ".join(f"{p}: {e}" for p, e in errors.items()),
+            description="news could not be fetched: " + "; ".join(errors.values()),
         )
     return pd.concat(frames, ignore_index=True), errors
 

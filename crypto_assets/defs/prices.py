@@ -53,7 +53,7 @@ def _failure_report(failed: dict[date, dict[str, dict[str, str]]]) -> str:
     lines = []
     for day in sorted(failed):
         for symbol, errors in sorted(failed[day].items()):
-            detail = "; ".join(f"{provider}: {message}" for provider, message in errors.items())
+            detail = "; ".join(errors.values())  # each message starts with its provider's name
             lines.append(f"{day} {symbol}: {detail}")
     return "\n".join(lines)
 
