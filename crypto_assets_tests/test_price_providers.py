@@ -19,6 +19,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from crypto_assets.defs.prices import failure_report
 from crypto_assets.errors import ConfigError, ProviderError, UnknownSymbolError
 from crypto_assets.http import HttpClient
 from crypto_assets.providers.binance import BinanceClient
@@ -483,6 +484,23 @@ def test_day_no_provider_serves_lands_in_failed_days(httpserver: HTTPServer, fak
     assert "coinbase: HTTP 502 (HTML error page) after 2 attempts" in messages["coinbase"]
     assert "cryptocompare: no bars for 2022-05-06" in messages["cryptocompare"]
     assert all(SECRET not in text for text in messages.values())
+    assert failure_report({DAYS[2]: {"BTC": messages}}) == "2022-05-06 BTC: " + "; ".join(messages.values())
+
+
+def test_failure_report_has_one_line_per_symbol_and_stretch_of_days_with_the_same_errors() -> None:
+    down = {"binance": "binance: HTTP 503 after 5 attempts (url)", "coinbase": "coinbase: circuit open (url)"}
+    other = {"binance": "binance: no bars for the day (url)", "coinbase": "coinbase: no bars for the day (url)"}
+    days = [dt.date(2022, 5, d) for d in (4, 5, 6, 8)]
+    failed = {day: {"ETH": down, "BTC": down} for day in days}  # 05-07 landed: two stretches per symbol
+    failed[days[1]]["ETH"] = other  # ETH's 05-05 failed differently
+    assert failure_report(failed).splitlines() == [
+        "2022-05-04..2022-05-06 BTC: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
+        "2022-05-08 BTC: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
+        "2022-05-04 ETH: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
+        "2022-05-05 ETH: binance: no bars for the day (url); coinbase: no bars for the day (url)",
+        "2022-05-06 ETH: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
+        "2022-05-08 ETH: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
+    ]
 
 
 def test_unknown_symbol_moves_every_day_on_without_more_requests(httpserver: HTTPServer, fake: FakeTime) -> None:
