@@ -26,7 +26,7 @@ from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance import DagsterInstance
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -143,28 +143,14 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 )
                 event_ids = [row[0] for row in inserted]
                 self._store_asset_event_tags(conn, run_events, event_ids)
-                for position in _last_of_each_kind(run_events):
+                for position in last_of_each_kind(run_events):
                     self._store_asset_event(conn, run_events[position], event_ids[position])
         for event in others:
             self.store_event(event)
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
-        """One row per planned partition, as Dagster stores them, but the event serialized once and the rows
-        inserted as one executemany (Dagster compiles a VALUES statement with a bind per cell: 90 partitions
-        of a check are 720 binds)."""
-        planned = event.get_dagster_event().event_specific_data
-        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
-        common = {
-            "asset_key": planned.asset_key.to_string(),
-            "check_name": planned.check_name,
-            "run_id": event.run_id,
-            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-            "evaluation_event": serialize_value(event),
-            "evaluation_event_timestamp": self._event_insert_timestamp(event),
-            "evaluation_event_storage_id": event_id,
-        }
         with self.index_connection() as conn:
-            conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in partition_keys])
+            conn.execute(AssetCheckExecutionsTable.insert(), planned_check_rows(self, event, event_id))
 
     def wipe(self) -> None:
         self._forget_engines(close=True)  # before Dagster deletes the database files they have open
@@ -175,7 +161,28 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         self._forget_engines(close=True)
 
 
-def _last_of_each_kind(events: Sequence[EventLogEntry]) -> list[int]:
+def planned_check_rows(storage: SqlEventLogStorage, event: EventLogEntry, event_id: int | None) -> list[dict]:
+    """The check-execution rows Dagster stores for a planned check: one per planned partition.
+
+    The same rows as ``SqlEventLogStorage._store_asset_check_evaluation_planned``, with the event serialized
+    once, for one executemany (Dagster compiles a VALUES statement with a bind per cell: 90 partitions of a
+    check are 720 binds).
+    """
+    planned = event.get_dagster_event().event_specific_data
+    partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+    common = {
+        "asset_key": planned.asset_key.to_string(),
+        "check_name": planned.check_name,
+        "run_id": event.run_id,
+        "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+        "evaluation_event": serialize_value(event),
+        "evaluation_event_timestamp": storage._event_insert_timestamp(event),
+        "evaluation_event_storage_id": event_id,
+    }
+    return [{**common, "partition": key} for key in partition_keys]
+
+
+def last_of_each_kind(events: Sequence[EventLogEntry]) -> list[int]:
     """Positions of the last event of each (asset, event type), in batch order.
 
     ``_store_asset_event`` overwrites the asset's summary row (latest materialization, run, timestamp)

@@ -283,7 +283,7 @@ def test_dagster_instance_get_reads_the_run_back_from_postgres(
     instance = dg.DagsterInstance.get()
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "bootstrap"
@@ -556,10 +556,81 @@ def test_event_batches_keep_failed_partitions_failed_in_postgres(
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "10000")
     shutil.copy(DEPLOY_YAML, tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
         failed = dg.materialize([daily], instance=instance, tags={**RANGE, "provider": "down"}, raise_on_error=False)
         assert not failed.success
         status = instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS)
     assert status[BAD_DAY] == dg.AssetPartitionStatus.FAILED
     landed = {key for key, value in status.items() if value == dg.AssetPartitionStatus.MATERIALIZED}
     assert landed == set(DAYS.get_partition_keys()) - {BAD_DAY}
+
+
+# dagster-postgres's own storage, configured as its docs show: the reference for the batching event log.
+PLAIN_POSTGRES_YAML = """
+storage:
+  postgres:
+    postgres_db:
+      scheme: postgresql+psycopg2
+      hostname: {env: DAGSTER_PG_HOST}
+      port: {env: DAGSTER_PG_PORT}
+      username: {env: DAGSTER_PG_USER}
+      password: {env: DAGSTER_PG_PASSWORD}
+      db_name: {env: DAGSTER_PG_DB}
+"""
+
+
+def test_the_batching_event_log_stores_what_dagster_postgres_stores(
+    pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same runs (a single-run backfill with a failed day, its re-run, the whole range) on two databases:
+    one with dagster-postgres's own storage, one with deploy/postgres/dagster.yaml. Every stored event, the
+    partition statuses, the asset's summary row and the check's planned and evaluated executions match; then
+    the plain storage reads the batching one's database and sees the same."""
+    import dagster as dg
+
+    from crypto_assets.postgres_event_storage import BatchingPostgresEventLogStorage
+    from crypto_assets_tests.test_event_storage import ASSET, DAYS, asset_summary, check_history, history, run_both
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "10000")
+    batches: list[int] = []  # the sizes of the planned batches the batching storage wrote itself
+    store_planned = BatchingPostgresEventLogStorage._store_planned_events
+    monkeypatch.setattr(
+        BatchingPostgresEventLogStorage,
+        "_store_planned_events",
+        lambda storage, events: (batches.append(len(events)), store_planned(storage, events))[1],
+    )
+    facts = []
+    databases = []
+    for name, yaml in (("plain", PLAIN_POSTGRES_YAML), ("batching", DEPLOY_YAML.read_text())):
+        db = pg.create_database()
+        databases.append(db)
+        for variable, value in pg.env(db).items():
+            monkeypatch.setenv(variable, value)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dagster.yaml").write_text(yaml)
+        with dg.DagsterInstance.from_config(str(tmp_path / name)) as instance:
+            expected = "PostgresEventLogStorage" if name == "plain" else "BatchingPostgresEventLogStorage"
+            assert type(instance.event_log_storage).__name__ == expected
+            run_both(instance)
+            facts.append(
+                (
+                    list(history(instance)),
+                    instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS),
+                    instance.get_materialized_partitions(ASSET),
+                    asset_summary(instance),
+                    check_history(instance),
+                )
+            )
+    assert facts[0] == facts[1]
+    events, status, materialized, summary, checks = facts[1]
+    assert len([e for e in events if e[0] == "ASSET_MATERIALIZATION_PLANNED"]) == 21
+    assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
+    assert materialized == set(DAYS.get_partition_keys()) and summary == ("2024-01-10", 3)
+    assert sum(1 for c in checks if c[2] == "PLANNED") == 21
+    assert batches == [11, 2, 11], "each run's planned events (assets' and the check's) in one batch"
+
+    # dagster-postgres's own storage reads what the batching one wrote.
+    monkeypatch.setenv("DAGSTER_PG_DB", databases[1])
+    with dg.DagsterInstance.from_config(str(tmp_path / "plain")) as plain:
+        assert type(plain.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert (list(history(plain)), asset_summary(plain), check_history(plain)) == (events, summary, checks)
