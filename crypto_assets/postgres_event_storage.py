@@ -1,21 +1,29 @@
-"""dagster-postgres's event log, writing a run's planned events as one batch instead of one by one.
+"""dagster-postgres's event log, with a run's planned events written as one batch and one pooled connection.
 
 When a run is created, Dagster reports one ``ASSET_MATERIALIZATION_PLANNED`` event per asset and
 partition (720 for the 90-day bootstrap) and one ``ASSET_CHECK_EVALUATION_PLANNED`` per check, and, with
 ``DAGSTER_EVENT_BATCH_SIZE`` set, hands them to ``store_event_batch`` together. ``PostgresEventLogStorage``
 batches only materializations and observations: every planned event cost it two or three new connections
-(its engine does not pool) and as many commits, ~16 ms here, so planning took 11.6 s of an 18 s bootstrap
-(benchmarks/README.md). This storage inserts the planned events of a batch in one statement, then their
-tags, each asset's summary row and the checks' planned executions in one transaction. What is stored is
-what ``PostgresEventLogStorage`` stores, in the same tables: an instance can switch between the two freely.
+and as many commits, ~16 ms here, so planning took 7-12 s of a 12-18 s bootstrap (benchmarks/README.md).
+This storage inserts the planned events of a batch in one statement, then their tags, each asset's summary
+row and the checks' planned executions in one transaction. What is stored is what
+``PostgresEventLogStorage`` stores, in the same tables: an instance can switch between the two freely.
 Like dagster-postgres's own batch writer it sends no ``NOTIFY`` (its single-event writer still does, for
 older clients only: event watching polls).
+
+Its engine keeps one connection open between uses, as dagster-postgres's does in the webserver
+(``optimize_for_webserver``) but not elsewhere (a new connection for every event Dagster does not batch:
+step starts and ends, logs, check results, ~700 in the bootstrap). Concurrent users beyond it get
+connections of their own, closed after use as before; a connection the server dropped is replaced
+(pre-ping); a forked child starts without the parent's.
 
 Configured in deploy/postgres/dagster.yaml (``event_log_storage``). A separate module from
 ``crypto_assets.event_storage`` so that SQLite instances never import dagster-postgres.
 """
 
 import itertools
+import os
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +34,7 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
-from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
 from crypto_assets.event_storage import batch_dagster_events, last_of_each_kind, planned_check_rows
 
@@ -35,9 +43,33 @@ batch_dagster_events()  # every process that loads a PostgreSQL instance configu
 # Stored together: the planned events Dagster reports as one batch when it creates a run.
 PLANNED = frozenset({DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED})
 
+_open_storages: "weakref.WeakSet[BatchingPostgresEventLogStorage]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for storage in list(_open_storages):
+        storage._engine.dispose(close=False)  # the parent's pooled connection stays the parent's
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
-    """``PostgresEventLogStorage`` storing each batch's planned events with one INSERT and one transaction."""
+    """``PostgresEventLogStorage`` storing each batch's planned events with one INSERT and one transaction,
+    through an engine that keeps one connection."""
+
+    def __init__(self, postgres_url: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(postgres_url, *args, **kwargs)  # creates the tables if missing
+        self._engine.dispose()  # dagster-postgres's engine: it pools nothing, so there is nothing to close
+        self._engine = create_pg_engine(
+            self.postgres_url,
+            self._token_provider,
+            isolation_level="AUTOCOMMIT",
+            pool_size=1,
+            max_overflow=-1,
+            pool_pre_ping=True,
+        )
+        _open_storages.add(self)
 
     @classmethod
     def from_config_value(
@@ -78,3 +110,11 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
             rows = [row for i in checks for row in planned_check_rows(self, events[i], event_ids[i])]
             if rows:
                 conn.execute(AssetCheckExecutionsTable.insert(), rows)
+
+    def optimize_for_webserver(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None:
+        self._engine.dispose()  # replaced by dagster-postgres's webserver engine (a pool of its own)
+        super().optimize_for_webserver(statement_timeout, pool_recycle, max_overflow)
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()

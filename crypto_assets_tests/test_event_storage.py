@@ -5,7 +5,7 @@ asset with a check, where one partition fails and the others land, then the fail
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -164,22 +164,32 @@ def test_an_existing_instance_keeps_its_history(tmp_path) -> None:
         assert len(plain_again.get_runs()) == 2
 
 
+def materialize_in_forked_child(
+    instance: dg.DagsterInstance, partition_key: str, starts_clean: Callable[[], bool]
+) -> int:
+    """Fork; the child materializes ``partition_key`` if ``starts_clean()`` (none of the parent's connections).
+
+    Returns the child's exit code: 0 done, 3 not clean or failed. The child never returns into pytest.
+    """
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            if starts_clean():
+                dg.materialize([daily], instance=instance, partition_key=partition_key)
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 def test_a_forked_child_uses_its_own_connections(tmp_path) -> None:
     """Pooled SQLite connections must not be shared across fork: the child starts with none and still writes."""
     with make_instance(tmp_path, "home", batching=True) as instance:
         dg.materialize([daily], instance=instance, partition_key="2024-01-02")
         storage = instance.event_log_storage
         assert storage._engines  # the parent keeps its databases' engines (and pooled connections)
-        pid = os.fork()
-        if pid == 0:  # the child: report through the exit code, never return into pytest
-            code = 3
-            try:
-                if not storage._engines:
-                    dg.materialize([daily], instance=instance, partition_key="2024-01-03")
-                    code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert materialize_in_forked_child(instance, "2024-01-03", starts_clean=lambda: not storage._engines) == 0
         dg.materialize([daily], instance=instance, partition_key="2024-01-04")
         assert instance.get_materialized_partitions(ASSET) == {"2024-01-02", "2024-01-03", "2024-01-04"}

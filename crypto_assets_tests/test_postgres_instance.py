@@ -634,3 +634,31 @@ def test_the_batching_event_log_stores_what_dagster_postgres_stores(
     with dg.DagsterInstance.from_config(str(tmp_path / "plain")) as plain:
         assert type(plain.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert (list(history(plain)), asset_summary(plain), check_history(plain)) == (events, summary, checks)
+
+
+def test_the_event_log_keeps_one_connection_reopens_it_and_never_shares_it_with_a_forked_child(
+    pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from crypto_assets_tests.test_event_storage import ASSET, daily, materialize_in_forked_child
+
+    db = pg.create_database()
+    for name, value in pg.env(db).items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(DEPLOY_YAML, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        pool = lambda: instance.event_log_storage._engine.pool  # noqa: E731
+        dg.materialize([daily], instance=instance, partition_key="2024-01-02")
+        assert pool().checkedin() == 1, "one connection kept between uses"
+
+        # The server drops it (a restart, an idle timeout): the next use notices and opens a new one.
+        with pg.admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [db])
+        dg.materialize([daily], instance=instance, partition_key="2024-01-03")
+
+        # A forked child starts without the parent's connection.
+        assert materialize_in_forked_child(instance, "2024-01-04", starts_clean=lambda: pool().checkedin() == 0) == 0
+        dg.materialize([daily], instance=instance, partition_key="2024-01-05")  # the parent's still works
+        assert instance.get_materialized_partitions(ASSET) == {"2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"}
+    assert pool().checkedin() == 0, "closed with the instance"
