@@ -18,7 +18,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from dagster._config import Field, StringSource
 from dagster._config.config_schema import UserConfigSchema
@@ -48,12 +48,26 @@ def batch_dagster_events() -> None:
 
 batch_dagster_events()
 
-_open_storages: "weakref.WeakSet[BatchingSqliteEventLogStorage]" = weakref.WeakSet()
+
+class PoolingStorage(Protocol):
+    def _drop_inherited_connections(self) -> None: ...
+
+
+_pooling_storages: "weakref.WeakSet[PoolingStorage]" = weakref.WeakSet()
+
+
+def drop_pooled_connections_in_forked_children(storage: PoolingStorage) -> None:
+    """Have a forked child call ``storage._drop_inherited_connections()`` before anything else runs in it.
+
+    A pooled connection belongs to the process that opened it: a child using it would share the parent's
+    socket or SQLite handle. Both event log storages here pool (this one and ``postgres_event_storage``).
+    """
+    _pooling_storages.add(storage)
 
 
 def _after_fork_in_child() -> None:
-    for storage in list(_open_storages):
-        storage._forget_engines(close=False)
+    for storage in list(_pooling_storages):
+        storage._drop_inherited_connections()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -73,7 +87,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         # reusing them saves opening a database file per event. A forked child must not share them: it
         # forgets the parent's pools (SQLAlchemy's documented ``dispose(close=False)``).
         self._engines: OrderedDict[str, Engine] = OrderedDict()
-        _open_storages.add(self)
+        drop_pooled_connections_in_forked_children(self)
         self._inst_data = inst_data
         if base_dir is not None:
             super().__init__(base_dir, inst_data)
@@ -112,6 +126,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             self._engines.popitem(last=False)[1].dispose()
         return engine
 
+    def _drop_inherited_connections(self) -> None:
+        self._forget_engines(close=False)  # SQLAlchemy's documented way: the parent's connections stay open
+
     def _forget_engines(self, *, close: bool) -> None:
         while self._engines:
             self._engines.popitem()[1].dispose(close=close)
@@ -141,10 +158,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     ),
                     rows,
                 )
-                event_ids = [row[0] for row in inserted]
-                self._store_asset_event_tags(conn, run_events, event_ids)
-                for position in last_of_each_kind(run_events):
-                    self._store_asset_event(conn, run_events[position], event_ids[position])
+                store_asset_index(self, conn, run_events, [row[0] for row in inserted])
         for event in others:
             self.store_event(event)
 
@@ -182,7 +196,17 @@ def planned_check_rows(storage: SqlEventLogStorage, event: EventLogEntry, event_
     return [{**common, "partition": key} for key in partition_keys]
 
 
-def last_of_each_kind(events: Sequence[EventLogEntry]) -> list[int]:
+def store_asset_index(
+    storage: SqlEventLogStorage, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
+) -> None:
+    """The index rows ``store_event`` writes for stored asset events: their tags, and each asset's summary row
+    once per (asset, event type), from the last such event (``_last_of_each_kind``)."""
+    storage._store_asset_event_tags(conn, events, event_ids)
+    for position in _last_of_each_kind(events):
+        storage._store_asset_event(conn, events[position], event_ids[position])
+
+
+def _last_of_each_kind(events: Sequence[EventLogEntry]) -> list[int]:
     """Positions of the last event of each (asset, event type), in batch order.
 
     ``_store_asset_event`` overwrites the asset's summary row (latest materialization, run, timestamp)

@@ -22,8 +22,6 @@ Configured in deploy/postgres/dagster.yaml (``event_log_storage``). A separate m
 """
 
 import itertools
-import os
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,22 +34,17 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
-from crypto_assets.event_storage import batch_dagster_events, last_of_each_kind, planned_check_rows
+from crypto_assets.event_storage import (
+    batch_dagster_events,
+    drop_pooled_connections_in_forked_children,
+    planned_check_rows,
+    store_asset_index,
+)
 
 batch_dagster_events()  # every process that loads a PostgreSQL instance configured with this storage
 
 # Stored together: the planned events Dagster reports as one batch when it creates a run.
 PLANNED = frozenset({DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED})
-
-_open_storages: "weakref.WeakSet[BatchingPostgresEventLogStorage]" = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for storage in list(_open_storages):
-        storage._engine.dispose(close=False)  # the parent's pooled connection stays the parent's
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
@@ -69,7 +62,7 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
             max_overflow=-1,
             pool_pre_ping=True,
         )
-        _open_storages.add(self)
+        drop_pooled_connections_in_forked_children(self)
 
     @classmethod
     def from_config_value(
@@ -103,13 +96,13 @@ class BatchingPostgresEventLogStorage(PostgresEventLogStorage):
             check.invariant(self.supports_asset_checks, "asset checks need `dagster instance migrate`")
         with self.index_transaction() as conn:
             if assets:
-                asset_events, asset_ids = [events[i] for i in assets], [event_ids[i] for i in assets]
-                self._store_asset_event_tags(conn, asset_events, asset_ids)
-                for position in last_of_each_kind(asset_events):
-                    self._store_asset_event(conn, asset_events[position], asset_ids[position])
+                store_asset_index(self, conn, [events[i] for i in assets], [event_ids[i] for i in assets])
             rows = [row for i in checks for row in planned_check_rows(self, events[i], event_ids[i])]
             if rows:
                 conn.execute(AssetCheckExecutionsTable.insert(), rows)
+
+    def _drop_inherited_connections(self) -> None:
+        self._engine.dispose(close=False)  # the parent's pooled connection stays the parent's
 
     def optimize_for_webserver(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None:
         self._engine.dispose()  # replaced by dagster-postgres's webserver engine (a pool of its own)
