@@ -37,6 +37,7 @@ from psycopg2 import sql
 from crypto_assets import warehouse as wh
 from crypto_assets.config import REPO_ROOT
 from crypto_assets.replay.data import load_bundled_prices
+from crypto_assets.replay.faults import FaultConfig
 from crypto_assets.replay.server import ReplayServer
 from crypto_assets.symbols import DEFAULT_UNIVERSE
 from crypto_assets_tests.conftest import PipelineEnv, make_pipeline_env
@@ -367,25 +368,31 @@ def initialise_instance(env: PipelineEnv, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_two_concurrent_cli_bootstraps_share_the_warehouse_one_step_at_a_time(
-    pg: PgServer, replay_server: ReplayServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two `crypto-assets bootstrap` processes started together on adjacent day ranges. Their runs are in-process
-    (the run queue never sees them): the `duckdb` pool, claimed in PostgreSQL, is what serialises their writes."""
+    (the run queue never sees them): the `duckdb` pool, claimed in PostgreSQL, is what serialises their writes.
+
+    A 3-day run takes ~1.5 s here, less than the two processes' start-up can differ by, so the replay server
+    answers every request 0.4 s late (its "slow" fault, well inside the clients' 20 s read timeout): each run
+    then lasts several seconds and the two overlap whatever the machine's speed."""
     db = pg.create_database()
-    env = pg_pipeline_env(tmp_path, replay_server, pg, db)
-    initialise_instance(env, monkeypatch)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "crypto_assets", "bootstrap", "--start", first, "--end", last],
-            env=env.env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for first, last in (FIRST, SECOND)
-    ]
-    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    with ReplayServer() as server:
+        server.set_faults(FaultConfig(rate=1.0, kinds=["slow"], slow_seconds=0.4))
+        env = pg_pipeline_env(tmp_path, server, pg, db)
+        initialise_instance(env, monkeypatch)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "crypto_assets", "bootstrap", "--start", first, "--end", last],
+                env=env.env,
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for first, last in (FIRST, SECOND)
+        ]
+        outputs = [proc.communicate(timeout=600)[0] for proc in procs]
     for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-4000:]
         assert not any(s in output for s in (pg.password, quote(pg.password), pg.token))
