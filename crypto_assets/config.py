@@ -11,9 +11,11 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from crypto_assets.errors import ConfigError
+from crypto_assets.providers import registry
 from crypto_assets.symbols import DEFAULT_UNIVERSE, parse_symbols
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,26 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # puts them under <prefix>/share/crypto_assets (see [tool.setuptools.data-files] in pyproject.toml).
 IS_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
 SHARE_DIR = REPO_ROOT if IS_CHECKOUT else Path(sys.prefix) / "share" / "crypto_assets"
-
-PRICE_PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "cryptocompare", "kraken")
-NEWS_PROVIDERS: tuple[str, ...] = ("cryptocompare", "rss", "newsapi")
-
-DEFAULT_PRICE_PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "cryptocompare")
-DEFAULT_NEWS_PROVIDERS: tuple[str, ...] = ("cryptocompare", "rss")
-
-PUBLIC_URLS: dict[str, str] = {
-    "binance": "https://api.binance.com",
-    "coinbase": "https://api.exchange.coinbase.com",
-    "kraken": "https://api.kraken.com",
-    "cryptocompare": "https://min-api.cryptocompare.com",
-    "newsapi": "https://newsapi.org",
-}
-
-DEFAULT_RSS_FEEDS: tuple[str, ...] = (
-    "https://www.coindesk.com/arc/outboundfeeds/rss/",
-    "https://cointelegraph.com/rss",
-    "https://decrypt.co/feed",
-)
 
 
 def default_duckdb_path() -> Path:
@@ -54,15 +36,23 @@ class Settings:
     symbols: tuple[str, ...]
     price_providers: tuple[str, ...]
     news_providers: tuple[str, ...]
-    provider_urls: Mapping[str, str]
-    rss_feeds: tuple[str, ...]
+    provider_urls: Mapping[str, str]  # base URL per provider that has one
+    provider_options: Mapping[str, Mapping[str, Any]]  # provider-specific settings (RSS feeds, GDELT history)
     rate_limits: bool
 
+    def providers(self, kind: str) -> tuple[str, ...]:
+        return self.price_providers if kind == registry.PRICES else self.news_providers
 
-def _names(env: Mapping[str, str], var: str, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+
+PRICE_PROVIDERS_ENV = "CRYPTO_ASSETS_PRICE_PROVIDERS"
+NEWS_PROVIDERS_ENV = "CRYPTO_ASSETS_NEWS_PROVIDERS"
+
+
+def _names(env: Mapping[str, str], var: str, kind: str) -> tuple[str, ...]:
     raw = env.get(var)
     if raw is None:
-        return default
+        return registry.default_order(kind)
+    allowed = registry.names_of(kind)
     names = tuple(raw.split(","))
     for name in names:
         if name not in allowed:
@@ -72,7 +62,7 @@ def _names(env: Mapping[str, str], var: str, allowed: tuple[str, ...], default: 
     return names
 
 
-def _url(var: str, value: str) -> str:
+def http_url(var: str, value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(f"{var}={value!r}: expected an http(s) URL such as http://127.0.0.1:8765/binance")
@@ -100,25 +90,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         parse_symbols(symbols_raw, source="CRYPTO_ASSETS_SYMBOLS") if symbols_raw is not None else DEFAULT_UNIVERSE
     )
 
-    urls = {
-        name: _url(f"CRYPTO_ASSETS_{name.upper()}_URL", env[f"CRYPTO_ASSETS_{name.upper()}_URL"])
-        if f"CRYPTO_ASSETS_{name.upper()}_URL" in env
-        else url
-        for name, url in PUBLIC_URLS.items()
-    }
-    feeds_raw = env.get("CRYPTO_ASSETS_RSS_FEEDS")
-    feeds = (
-        tuple(_url("CRYPTO_ASSETS_RSS_FEEDS", feed) for feed in feeds_raw.split(","))
-        if feeds_raw is not None
-        else DEFAULT_RSS_FEEDS
-    )
+    urls: dict[str, str] = {}
+    options: dict[str, dict[str, Any]] = {}
+    for spec in registry.all_providers():
+        if spec.url_env:
+            urls[spec.name] = http_url(spec.url_env, env[spec.url_env]) if spec.url_env in env else spec.public_url
+        options[spec.name] = {
+            option.name: option.parse(option.env, env[option.env]) if option.env in env else option.default
+            for option in spec.options
+        }
     return Settings(
         duckdb_path=duckdb_path,
         symbols=symbols,
-        price_providers=_names(env, "CRYPTO_ASSETS_PRICE_PROVIDERS", PRICE_PROVIDERS, DEFAULT_PRICE_PROVIDERS),
-        news_providers=_names(env, "CRYPTO_ASSETS_NEWS_PROVIDERS", NEWS_PROVIDERS, DEFAULT_NEWS_PROVIDERS),
+        price_providers=_names(env, PRICE_PROVIDERS_ENV, registry.PRICES),
+        news_providers=_names(env, NEWS_PROVIDERS_ENV, registry.NEWS),
         provider_urls=urls,
-        rss_feeds=feeds,
+        provider_options=options,
         # off only for servers you run yourself (the replay server sets it): the limits protect the providers.
         rate_limits=_switch(env, "CRYPTO_ASSETS_RATE_LIMITS", default=True),
     )

@@ -12,11 +12,14 @@ class ConfigError(CryptoAssetsError, ValueError):
 class ProviderError(CryptoAssetsError):
     """A data provider could not deliver: names the provider, the URL (without secrets) and the cause."""
 
-    def __init__(self, provider: str, url: str, cause: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, provider: str, url: str, cause: str, *, retryable: bool = False, status: int | None = None
+    ) -> None:
         self.provider = provider
         self.url = url
         self.cause = cause
         self.retryable = retryable
+        self.status = status  # the HTTP status that ended the call, None when there was none (network, body)
         super().__init__(f"{provider}: {cause} ({url})")
 
 

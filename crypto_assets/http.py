@@ -48,8 +48,7 @@ class HttpStatusError(ProviderError):
     """A non-retryable HTTP status (4xx other than 429/418); ``body`` lets clients map e.g. unknown symbols."""
 
     def __init__(self, provider: str, url: str, cause: str, *, status: int, body: str) -> None:
-        super().__init__(provider, url, cause, retryable=False)
-        self.status = status
+        super().__init__(provider, url, cause, retryable=False, status=status)
         self.body = body
 
     def json_body(self) -> Any:
@@ -330,7 +329,7 @@ def _decode_text(response: requests.Response, body: bytes) -> str:
 class _Attempt:
     """Outcome of one HTTP attempt: either a value or a failure reason (and whether to retry)."""
 
-    __slots__ = ("exc_cls", "extra", "reason", "retry_after", "retryable", "value")
+    __slots__ = ("exc_cls", "extra", "reason", "retry_after", "retryable", "status", "value")
 
     def __init__(
         self,
@@ -341,7 +340,9 @@ class _Attempt:
         retry_after: float | None = None,
         exc_cls: type[ProviderError] = ProviderError,
         extra: dict[str, Any] | None = None,
+        status: int | None = None,
     ) -> None:
+        self.status = status
         self.value = value
         self.reason = reason
         self.retryable = retryable
@@ -385,6 +386,7 @@ class HttpClient:
         breaker_cooldown: float = 60.0,
         rng: random.Random | None = None,
         session: requests.Session | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -403,7 +405,8 @@ class HttpClient:
         self.weight_header = weight_header
         self.weight_budget = weight_budget
         self.limiter = unlimited() if rate_per_second is None else rate_limiter(provider, rate_per_second, burst)
-        self.breaker = circuit_breaker(provider, breaker_threshold, breaker_cooldown)
+        # ``breaker``: a private one (the pre-flight probes must not open the circuit the run will use).
+        self.breaker = breaker or circuit_breaker(provider, breaker_threshold, breaker_cooldown)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self._secret_values: set[str] = set()
@@ -586,10 +589,10 @@ class HttpClient:
                 self.provider,
                 safe_url,
                 cause,
-                status=outcome.extra["status"],
+                status=outcome.status,
                 body=self.redact(outcome.extra["body"]),
             )
-        raise outcome.exc_cls(self.provider, safe_url, cause, retryable=outcome.retryable)
+        raise outcome.exc_cls(self.provider, safe_url, cause, retryable=outcome.retryable, status=outcome.status)
 
     def _throttle(self) -> None:
         wait = self.limiter.reserve(self._clock())
@@ -658,13 +661,16 @@ class HttpClient:
         if status in RETRYABLE_STATUS or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now_epoch=self._wall_clock())
             what = "HTML error page" if _looks_like_html(body, content_type) else _excerpt(body)
-            return _Attempt(reason=f"HTTP {status} ({what})", retryable=True, retry_after=retry_after)
+            return _Attempt(
+                reason=f"HTTP {status} ({what})", retryable=True, retry_after=retry_after, status=status
+            )
         if status >= 400 or status < 200:
             text = body.decode("utf-8", errors="replace")
             return _Attempt(
                 reason=f"HTTP {status}: {_excerpt(text, 200)}",
                 exc_cls=HttpStatusError,
-                extra={"status": status, "body": text[:2000]},
+                extra={"body": text[:2000]},
+                status=status,
             )
 
         if expect_json:
@@ -677,7 +683,7 @@ class HttpClient:
             try:
                 validate(value)
             except ProviderError as exc:
-                return _Attempt(reason=exc.cause, retryable=exc.retryable, exc_cls=type(exc))
+                return _Attempt(reason=exc.cause, retryable=exc.retryable, exc_cls=type(exc), status=exc.status)
             except (ValueError, TypeError, KeyError, IndexError) as exc:
                 return _Attempt(reason=f"unexpected body: {exc}")
         return _Attempt(value=value)

@@ -1,7 +1,4 @@
-"""Universe symbols: validation, each provider's naming, and the words that tag news.
-
-One place for every symbol mapping, so price clients, news tagging and the CLI agree.
-"""
+"""Universe symbols: validation and the words that tag news (each provider's naming is in its registry entry)."""
 
 from __future__ import annotations
 
@@ -13,17 +10,6 @@ DEFAULT_UNIVERSE: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "BNB", "ADA")
 BENCHMARK_SYMBOL = "BTC"
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}$")
-
-# How each provider names a universe symbol: a pattern plus overrides where it differs.
-_PROVIDER_PATTERNS: dict[str, str] = {
-    "binance": "{sym}USDT",
-    "coinbase": "{sym}-USD",
-    "cryptocompare": "{sym}",
-    "kraken": "{sym}USD",
-}
-_PROVIDER_OVERRIDES: dict[str, dict[str, str]] = {
-    "kraken": {"BTC": "XBT"},
-}
 
 # Words that tag an article with a symbol (whole words, case-insensitive), besides the ticker itself.
 # Tickers that are also common words or acronyms are matched case-sensitively (see news tagging).
@@ -65,10 +51,3 @@ def parse_symbols(text: str, *, source: str = "--symbols") -> tuple[str, ...]:
             raise ConfigError(f"{source}: symbol {part!r} is listed twice")
         symbols.append(part)
     return tuple(symbols)
-
-
-def provider_symbol(provider: str, symbol: str) -> str:
-    """The provider's name for a universe symbol, e.g. ('kraken', 'BTC') -> 'XBTUSD'."""
-    pattern = _PROVIDER_PATTERNS[provider]
-    base = _PROVIDER_OVERRIDES.get(provider, {}).get(symbol, symbol)
-    return pattern.format(sym=base)

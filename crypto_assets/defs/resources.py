@@ -3,6 +3,7 @@
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, ClassVar
 
 import dagster as dg
 import duckdb
@@ -11,7 +12,8 @@ from pydantic import Field
 
 from crypto_assets import warehouse
 from crypto_assets.config import load_settings
-from crypto_assets.providers.prices import PriceClient, make_price_client
+from crypto_assets.providers import registry
+from crypto_assets.providers.prices import PriceClient
 
 
 class Warehouse(DuckDBResource):
@@ -32,63 +34,74 @@ class Universe(dg.ConfigurableResource):
 RATE_LIMITS = "Client-side rate limits per provider (CRYPTO_ASSETS_RATE_LIMITS; off only for your own servers)"
 
 
-class PriceSources(dg.ConfigurableResource):
-    """Price providers in failover order and their base URLs."""
+class _Sources(dg.ConfigurableResource):
+    """Providers of one kind in the configured order, their base URLs and provider options.
 
-    providers: list[str] = Field(description="Failover order (CRYPTO_ASSETS_PRICE_PROVIDERS)")
+    API keys are not config: they are read with ``dg.EnvVar`` when the clients are built, so they never
+    appear in run config, logs or the UI. A key-only provider without its key is skipped, never called.
+    """
+
+    KIND: ClassVar[str]
+    providers: list[str] = Field(description="Providers in order")
     urls: dict[str, str] = Field(description="Base URL per provider (CRYPTO_ASSETS_<PROVIDER>_URL)")
-    cryptocompare_api_key: str | None = Field(default=None, description="Optional CRYPTOCOMPARE_API_KEY")
+    options: dict[str, str] = Field(
+        default_factory=dict, description="Provider settings that are set, by variable (CRYPTO_ASSETS_RSS_FEEDS, ...)"
+    )
     rate_limited: bool = Field(default=True, description=RATE_LIMITS)
+
+    def build(self) -> tuple[list[Any], list[registry.Skipped]]:
+        """The clients in order, and the providers skipped (key-only without a key)."""
+        keys = {variable: dg.EnvVar(variable).get_value() for variable in registry.key_variables()}
+        options = {
+            spec.name: {
+                option.name: option.parse(option.env, self.options[option.env])
+                if option.env in self.options
+                else option.default
+                for option in spec.options
+            }
+            for spec in registry.all_providers()
+        }
+        return registry.build_clients(
+            self.KIND, self.providers, urls=self.urls, options=options, keys=keys, rate_limited=self.rate_limited
+        )
+
+    def clients(self) -> list[Any]:
+        return self.build()[0]
+
+
+class PriceSources(_Sources):
+    """Price providers in failover order (CRYPTO_ASSETS_PRICE_PROVIDERS)."""
+
+    KIND: ClassVar[str] = registry.PRICES
 
     def clients(self) -> list[PriceClient]:
-        return [
-            make_price_client(
-                name,
-                self.urls[name],
-                api_key=self.cryptocompare_api_key if name == "cryptocompare" else None,
-                rate_limited=self.rate_limited,
-            )
-            for name in self.providers
-        ]
+        return self.build()[0]
 
 
-class NewsSources(dg.ConfigurableResource):
-    """News providers, feeds and optional keys (keyed sources are skipped when their key is unset)."""
+class NewsSources(_Sources):
+    """News providers (CRYPTO_ASSETS_NEWS_PROVIDERS) and the sentiment model."""
 
-    providers: list[str] = Field(description="CRYPTO_ASSETS_NEWS_PROVIDERS")
-    cryptocompare_url: str
-    newsapi_url: str
-    rss_feeds: list[str] = Field(description="CRYPTO_ASSETS_RSS_FEEDS")
-    cryptocompare_api_key: str | None = None
-    newsapi_api_key: str | None = None
+    KIND: ClassVar[str] = registry.NEWS
     sentiment_model: str = Field(default="vader", description="Article sentiment model")
-    rate_limited: bool = Field(default=True, description=RATE_LIMITS)
-
-
-def _optional_secret(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else None
 
 
 def build_resources() -> dict[str, object]:
     settings = load_settings()
+    sources = {
+        "urls": dict(settings.provider_urls),
+        "options": {
+            option.env: os.environ[option.env]
+            for spec in registry.all_providers()
+            for option in spec.options
+            if option.env in os.environ
+        },
+        "rate_limited": settings.rate_limits,
+    }
     return {
         "warehouse": Warehouse(database=str(settings.duckdb_path)),
         "universe": Universe(symbols=list(settings.symbols)),
-        "price_sources": PriceSources(
-            providers=list(settings.price_providers),
-            urls=dict(settings.provider_urls),
-            cryptocompare_api_key=_optional_secret("CRYPTOCOMPARE_API_KEY"),
-            rate_limited=settings.rate_limits,
-        ),
-        "news_sources": NewsSources(
-            providers=list(settings.news_providers),
-            cryptocompare_url=settings.provider_urls["cryptocompare"],
-            newsapi_url=settings.provider_urls["newsapi"],
-            rss_feeds=list(settings.rss_feeds),
-            cryptocompare_api_key=_optional_secret("CRYPTOCOMPARE_API_KEY"),
-            newsapi_api_key=_optional_secret("NEWSAPI_API_KEY"),
-            rate_limited=settings.rate_limits,
-        ),
+        "price_sources": PriceSources(providers=list(settings.price_providers), **sources),
+        "news_sources": NewsSources(providers=list(settings.news_providers), **sources),
     }
 
 

@@ -1,7 +1,13 @@
-"""Binance spot klines: ``GET /api/v3/klines`` (1000 rows per request, times in ms, endTime inclusive)."""
+"""Binance spot klines: ``GET /api/v3/klines`` (1000 rows per request, times in ms, endTime inclusive).
+
+Keyless. ``api.binance.com`` answers HTTP 451 from restricted locations (the US among them); the
+market-data-only host ``data-api.binance.vision`` serves the same public endpoints and is the default.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from crypto_assets.errors import UnknownSymbolError
@@ -16,34 +22,44 @@ from crypto_assets.providers.prices import (
     parse_number,
     parse_time,
 )
-from crypto_assets.symbols import provider_symbol
+from crypto_assets.providers.registry import PRICES, ProviderSpec, RateLimit, SymbolMap
+from crypto_assets.replay.wire import (
+    ReplayRequest,
+    ReplayRoutes,
+    Response,
+    json_response,
+    last_closed_open,
+    money,
+)
 
 KLINES_PATH = "/api/v3/klines"
+MAX_LIMIT, DEFAULT_LIMIT = 1000, 500
+KLINES_WEIGHT = 2
 INVALID_SYMBOL_CODE = -1121
+WEIGHT_HEADER = "x-mbx-used-weight-1m"
+RESTRICTED_MESSAGE = (
+    "Service unavailable from a restricted location according to 'b. Eligibility' in "
+    "https://www.binance.com/en/terms. Please contact customer service if you believe you received this "
+    "message in error."
+)
 
 
 class BinanceClient(BasePriceClient):
     name = "binance"
+    symbols = SymbolMap("{sym}USDT")
     rate_per_second = 5.0
     # Binance budgets request weight per minute (klines cost 2), not requests per second: a burst of 10
     # (20 weight) is far inside that budget, and the weight header below pauses us long before a ban.
     burst = 10.0
-    limit = 1000
-    # 1200 request weight per minute per IP (klines cost 2); stop well before the ban threshold.
-    weight_budget = 1000
+    limit = MAX_LIMIT
+    # 6000 request weight per minute per IP; stop well before the ban threshold.
+    weight_budget = 4800
 
     def _http_options(self) -> dict[str, Any]:
-        return {
-            **super()._http_options(),
-            "weight_header": "x-mbx-used-weight-1m",
-            "weight_budget": self.weight_budget,
-        }
-
-    def _auth_headers(self) -> dict[str, str]:
-        return {"X-MBX-APIKEY": self.api_key} if self.api_key else {}
+        return {**super()._http_options(), "weight_header": WEIGHT_HEADER, "weight_budget": self.weight_budget}
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
-        pair = provider_symbol("binance", symbol)
+        pair = self.pair(symbol)
         bars: list[Bar] = []
         cursor = start_s * 1000
         stop_ms = stop_s * 1000
@@ -92,3 +108,107 @@ class BinanceClient(BasePriceClient):
             bars.append((t, o, h, lo, c, v))
         bars.sort(key=lambda bar: bar[0])
         return bars
+
+
+class BinanceReplay(ReplayRoutes):
+    """``/api/v3/klines`` as documented: default limit 500, at most 1000, weight headers, -11xx error codes."""
+
+    def route(self, request: ReplayRequest) -> Response:
+        if request.path != KLINES_PATH:
+            return self.not_found()
+        weight = str(self._used_weight(request))
+        headers = {"x-mbx-used-weight": weight, WEIGHT_HEADER: weight}
+
+        def error(code: int, msg: str) -> Response:
+            response = json_response({"code": code, "msg": msg}, 400, **headers)
+            response.content_type = "application/json;charset=UTF-8"
+            return response
+
+        def illegal(name: str) -> Callable[[], Response]:
+            return lambda: error(
+                -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+            )
+
+        pair, interval = request.one("symbol"), request.one("interval")
+        for name, value in (("symbol", pair), ("interval", interval)):
+            if not value:
+                return error(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+        assert pair is not None
+        symbol = request.symbol_for(PROVIDER, pair)
+        if symbol is None:
+            return error(INVALID_SYMBOL_CODE, "Invalid symbol.")
+        if interval != "1h":  # the bundled data is hourly; other intervals are not replayed
+            return error(-1120, "Invalid interval.")
+        limit = request.integer("limit", illegal("limit"))
+        start_ms = request.integer("startTime", illegal("startTime"))
+        end_ms = request.integer("endTime", illegal("endTime"))
+        if limit is None:
+            limit = DEFAULT_LIMIT
+        if limit < 1:
+            return error(-1130, "Data sent for parameter 'limit' is not valid.")
+        limit = min(limit, MAX_LIMIT)
+        if start_ms is not None and end_ms is not None and start_ms > end_ms:
+            return error(-1023, "Start time is greater than end time.")
+
+        series = request.data.series[symbol]
+        newest = last_closed_open(request.clock_s)
+        if start_ms is not None:
+            lo = -(-start_ms // 1000)  # the first bar opening at or after startTime
+            hi = lo + (limit - 1) * HOUR if end_ms is None else min(end_ms // 1000, lo + (limit - 1) * HOUR)
+            request.check_down_days(lo, hi)
+            bars = series.bars(lo, newest if end_ms is None else min(end_ms // 1000, newest), first=limit)
+        else:  # the latest `limit` bars up to endTime (or now)
+            hi = newest if end_ms is None else min(end_ms // 1000, newest)
+            request.check_down_days(hi - (limit - 1) * HOUR, hi)
+            bars = series.bars(-(2**62), hi, last=limit)
+
+        def fmt(bar: list[Any]) -> list[Any]:
+            t, o, h, low, c, v = bar
+            open_ms = t * 1000
+            return [open_ms, money(o), money(h), money(low), money(c), money(v), open_ms + HOUR * 1000 - 1,
+                    money(v * c), 0, "0.00000000", "0.00000000", "0"]  # fmt: skip
+
+        response = json_response(request.order(request.price_rows(bars, fmt, 4)), 200, **headers)
+        response.content_type = "application/json;charset=UTF-8"
+        return response
+
+    @staticmethod
+    def _used_weight(request: ReplayRequest) -> int:
+        minute = int(time.time() // 60)
+        with request.state_lock:
+            previous_minute, used = request.state.get("weight", (minute, 0))
+            used = (used if previous_minute == minute else 0) + KLINES_WEIGHT
+            request.state["weight"] = (minute, used)
+        return used
+
+    def rate_limited(self) -> Response:
+        body = {"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."}
+        return json_response(body, 429, **{"Retry-After": "1"})
+
+    def server_error(self, status: int) -> Response:
+        body = {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}
+        return json_response(body, status)
+
+    def geo_blocked(self) -> Response:
+        return json_response({"code": 0, "msg": RESTRICTED_MESSAGE}, 451)
+
+
+PROVIDER = ProviderSpec(
+    name="binance",
+    kinds=(PRICES,),
+    title="Binance spot",
+    public_url="https://data-api.binance.vision",
+    docs=(
+        "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data",
+        "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits",
+    ),
+    rate_limit=RateLimit(5.0, 10.0, "6,000 request weight per minute per IP; klines cost 2"),
+    history="since each pair's listing (BTCUSDT: 2017-08)",
+    access=(
+        "keyless; api.binance.com answers 451 from restricted locations (the US among them), "
+        "the default data-api.binance.vision serves market data only"
+    ),
+    price_client=BinanceClient,
+    replay=BinanceReplay(),
+    default_rank=1,
+)

@@ -1,7 +1,7 @@
 """Coinbase Exchange candles: ``GET /products/<SYM>-USD/candles`` (300 rows max, newest first).
 
 Rows are ``[time, low, high, open, close, volume]``. ``start`` and ``end`` are both inclusive, so a
-300-hour window asks for ``end = start + 299 h`` (as ccxt does). Hours without trades have no row.
+300-hour window asks for ``end = start + 299 h`` (as ccxt does). Hours without trades have no row. Keyless.
 """
 
 from __future__ import annotations
@@ -21,9 +21,18 @@ from crypto_assets.providers.prices import (
     parse_number,
     parse_time,
 )
-from crypto_assets.symbols import provider_symbol
+from crypto_assets.providers.registry import PRICES, ProviderSpec, RateLimit, SymbolMap
+from crypto_assets.replay.wire import (
+    ReplayRequest,
+    ReplayRoutes,
+    Response,
+    json_response,
+    last_closed_open,
+    query_time,
+)
 
 GRANULARITY = 3600
+MAX_CANDLES = 300
 
 
 def iso(seconds: int) -> str:
@@ -32,14 +41,15 @@ def iso(seconds: int) -> str:
 
 class CoinbaseClient(BasePriceClient):
     name = "coinbase"
+    symbols = SymbolMap("{sym}-USD")
     rate_per_second = 3.0
     # Coinbase Exchange allows 10 public requests/s per IP, bursts to 15: a burst of 6 (the hourly
     # second-provider sample's one request per symbol of the default universe) stays well inside.
     burst = 6.0
-    limit = 300
+    limit = MAX_CANDLES
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
-        product = provider_symbol("coinbase", symbol)
+        product = self.pair(symbol)
         path = f"/products/{product}/candles"
         bars: list[Bar] = []
         window_start = start_s
@@ -77,3 +87,75 @@ class CoinbaseClient(BasePriceClient):
             bars.append((t, o, h, lo, c, v))
         bars.sort(key=lambda bar: bar[0])
         return bars
+
+
+class CoinbaseReplay(ReplayRoutes):
+    """``/products/<product>/candles``: hourly granularity only, more than 300 candles asked is a 400."""
+
+    def route(self, request: ReplayRequest) -> Response:
+        path = request.path
+        if not (path.startswith("/products/") and path.endswith("/candles")):
+            return self.not_found()
+        product = path[len("/products/") : -len("/candles")]
+        symbol = request.symbol_for(PROVIDER, product) if "/" not in product else None
+        if symbol is None:
+            return json_response({"message": "NotFound"}, 404)
+        granularity = request.integer("granularity", lambda: json_response({"message": "Unsupported granularity"}, 400))
+        if granularity != GRANULARITY:  # only hourly data is bundled (the real API also has 60 ... 86400)
+            return json_response({"message": "Unsupported granularity"}, 400)
+        start_raw, end_raw = request.one("start"), request.one("end")
+        newest = last_closed_open(request.clock_s)
+        if start_raw and end_raw:  # as the real API: if either is missing, both are ignored
+            try:
+                start = query_time(start_raw)
+            except ValueError:
+                return json_response({"message": "Invalid start"}, 400)
+            try:
+                end = query_time(end_raw)
+            except ValueError:
+                return json_response({"message": "Invalid end"}, 400)
+            if start > end:
+                return json_response({"message": "start must be before end"}, 400)
+            count = end // HOUR - (-(-start // HOUR)) + 1
+            if count > MAX_CANDLES:
+                message = (
+                    "granularity too small for the requested time range. Count of aggregations requested exceeds 300"
+                )
+                return json_response({"message": message}, 400)
+        else:
+            end = newest
+            start = end - (MAX_CANDLES - 1) * HOUR
+        request.check_down_days(start, end)
+        bars = request.data.series[symbol].bars(start, min(end, newest))
+
+        def fmt(bar: list[Any]) -> list[Any]:
+            t, o, h, low, c, v = bar
+            return [t, low, h, o, c, v]
+
+        rows = request.price_rows(bars, fmt, 4)
+        rows.reverse()  # newest first
+        return json_response(request.order(rows))
+
+    def rate_limited(self) -> Response:
+        return json_response({"message": "Public rate limit exceeded"}, 429, **{"Retry-After": "1"})
+
+    def server_error(self, status: int) -> Response:
+        return json_response({"message": "Internal server error"}, status)
+
+
+PROVIDER = ProviderSpec(
+    name="coinbase",
+    kinds=(PRICES,),
+    title="Coinbase Exchange",
+    public_url="https://api.exchange.coinbase.com",
+    docs=(
+        "https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductcandles",
+        "https://docs.cdp.coinbase.com/exchange/rest-api/rate-limits",
+    ),
+    rate_limit=RateLimit(3.0, 6.0, "10 public requests per second per IP, bursts to 15"),
+    history="since each product's listing; USD pairs",
+    access="keyless; lists fewer coins than Binance (no BNB)",
+    price_client=CoinbaseClient,
+    replay=CoinbaseReplay(),
+    default_rank=3,
+)

@@ -19,20 +19,24 @@ from crypto_assets.providers.prices import (
     parse_number,
     parse_time,
 )
-from crypto_assets.symbols import provider_symbol
+from crypto_assets.providers.registry import PRICES, ProviderSpec, RateLimit, SymbolMap
+from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, money, plain
 
 OHLC_PATH = "/0/public/OHLC"
 ROWS_KEPT = 720
 MAX_PAGES = 10
+# Kraken's result key for a pair differs from the pair name for its oldest markets.
+RESULT_KEYS = {"XBTUSD": "XXBTZUSD", "ETHUSD": "XETHZUSD", "XRPUSD": "XXRPZUSD"}
 RETRYABLE_ERRORS = ("EAPI:Rate limit", "EService:Unavailable", "EService:Busy", "EGeneral:Temporary lockout")
 
 
 class KrakenClient(BasePriceClient):
     name = "kraken"
+    symbols = SymbolMap("{sym}USD", {"BTC": "XBT"})
     rate_per_second = 1.0
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
-        pair = provider_symbol("kraken", symbol)
+        pair = self.pair(symbol)
         bars: list[Bar] = []
         since = start_s - 1  # whether "since" is inclusive or not, the bar at start_s comes back
         for _ in range(MAX_PAGES):
@@ -82,3 +86,79 @@ class KrakenClient(BasePriceClient):
             bars.append((t, o, h, lo, c, v))
         bars.sort(key=lambda bar: bar[0])
         return bars, last
+
+
+class KrakenReplay(ReplayRoutes):
+    """``/0/public/OHLC``: only the latest 720 bars up to the clock exist; the last row is the running bar."""
+
+    def route(self, request: ReplayRequest) -> Response:
+        if request.path != OHLC_PATH:
+            return self.not_found()
+
+        def invalid() -> Response:
+            return json_response({"error": ["EGeneral:Invalid arguments"]})
+
+        pair = request.one("pair")
+        if not pair:
+            return invalid()
+        pairs: dict[str, tuple[str, str]] = {}
+        for symbol in request.data.series:
+            name = KrakenClient.symbols.to_provider(symbol)
+            key = RESULT_KEYS.get(name, name)
+            pairs[name] = pairs[key] = (symbol, key)
+        if pair not in pairs:
+            return json_response({"error": ["EQuery:Unknown asset pair"]})
+        symbol, key = pairs[pair]
+        interval = request.integer("interval", invalid) or 1
+        since = request.integer("since", invalid)
+        if interval != 60:  # only hourly data is bundled (the real API also has 1 ... 21600 minutes)
+            return invalid()
+        series = request.data.series[symbol]
+        # Every bar that has opened by the clock exists; the last one is still running (unless the bundled
+        # data ends before the clock). Only the latest 720 exist at all.
+        latest = series.last_open_at_or_before(request.clock_s)
+        if latest is None:
+            return json_response({"error": [], "result": {key: [], "last": 0}})
+        window = series.bars(latest - (ROWS_KEPT - 1) * HOUR, latest)
+        unfinished = latest + HOUR > request.clock_s
+        last = latest - HOUR if unfinished else latest
+        lo = window[0][0] if since is None else max(window[0][0], since + 1)
+        request.check_down_days(min(lo, latest), latest)
+        # "since" is exclusive; the running bar is always sent, whatever "since" says.
+        bars = [bar for bar in window if since is None or bar[0] > since]
+        if not bars or bars[-1][0] != latest:
+            bars.append(window[-1])
+
+        def fmt(bar: list[Any]) -> list[Any]:
+            t, o, h, low, c, v = bar
+            vwap = round((h + low + c) / 3, 8)  # typical price: the bundled data has no VWAP
+            return [t, plain(o), plain(h), plain(low), plain(c), plain(vwap), money(v), 0]
+
+        rows = request.order(request.price_rows(bars, fmt, 4))
+        return json_response({"error": [], "result": {key: rows, "last": last}})
+
+    def not_found(self) -> Response:
+        return json_response({"error": ["EGeneral:Unknown method"]}, 404)
+
+    def rate_limited(self) -> Response:
+        return json_response({"error": ["EGeneral:Too many requests"]}, 429, **{"Retry-After": "1"})
+
+    def server_error(self, status: int) -> Response:
+        return json_response({"error": ["EService:Unavailable"]}, status)
+
+
+PROVIDER = ProviderSpec(
+    name="kraken",
+    kinds=(PRICES,),
+    title="Kraken",
+    public_url="https://api.kraken.com",
+    docs=(
+        "https://docs.kraken.com/api/docs/rest-api/get-ohlc-data",
+        "https://docs.kraken.com/api/docs/guides/spot-rest-ratelimits",
+    ),
+    rate_limit=RateLimit(1.0, 1.0, "public endpoints: about 1 request per second per IP"),
+    history="the latest 720 hours only",
+    access="keyless; BTC is XBT; for the hourly refresh and recent days only",
+    price_client=KrakenClient,
+    replay=KrakenReplay(),
+)

@@ -1,7 +1,8 @@
 """NewsAPI ``GET /v2/everything`` (q=crypto OR bitcoin), key in the ``X-Api-Key`` header.
 
 Pages of 100 articles, newest first. The free plan stops at 100 results with HTTP 426
-``maximumResultsReached``; that ends paging quietly with what was collected so far.
+``maximumResultsReached``; that ends paging quietly with what was collected so far, and the window is
+covered only from the oldest article reached. Without ``NEWSAPI_API_KEY`` the provider is skipped.
 """
 
 from __future__ import annotations
@@ -13,10 +14,21 @@ from typing import Any
 
 import pandas as pd
 
-from crypto_assets.errors import ConfigError, ProviderError
-from crypto_assets.http import HttpClient, HttpStatusError
-from crypto_assets.providers.news_cryptocompare import raw_news_frame, text_field
+from crypto_assets.errors import ProviderError
+from crypto_assets.http import HttpStatusError
+from crypto_assets.providers.news import (
+    OK,
+    SKIPPED,
+    BaseNewsClient,
+    CoverageWindow,
+    iso_z,
+    raw_news_frame,
+    text_field,
+    window,
+)
 from crypto_assets.providers.prices import bad_body, collect, epoch_seconds, excerpt
+from crypto_assets.providers.registry import NEWS, ProviderSpec, RateLimit
+from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, query_time
 
 log = logging.getLogger("crypto_assets.providers.news")
 
@@ -24,10 +36,6 @@ EVERYTHING_PATH = "/v2/everything"
 QUERY = "crypto OR bitcoin"
 PAGE_SIZE = 100
 MAX_PAGES = 50
-
-
-def _iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: Any) -> int | None:
@@ -42,36 +50,27 @@ def _parse_time(value: Any) -> int | None:
     return math.floor(parsed.timestamp())
 
 
-class NewsApiClient:
+class NewsApiClient(BaseNewsClient):
     name = "newsapi"
     rate_per_second = 1.0
     page_size = PAGE_SIZE
+    query = QUERY
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        http: HttpClient | None = None,
-        query: str = QUERY,
-        rate_limited: bool = True,
-    ) -> None:
-        if not api_key:
-            raise ConfigError("NewsAPI needs an API key: set NEWSAPI_API_KEY or drop newsapi from the news providers")
-        self.base_url = base_url.rstrip("/")
-        self.query = query
-        rate = self.rate_per_second if rate_limited else None
-        self.http = http or HttpClient(self.name, self.base_url, rate_per_second=rate)
-        self._headers = {"X-Api-Key": api_key}
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self.api_key or ""}
 
-    def fetch(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    def _fetch(
+        self, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    ) -> tuple[pd.DataFrame, list[CoverageWindow]]:
         start_s, end_s = epoch_seconds(start), epoch_seconds(end)
         rows: dict[str, dict[str, Any]] = {}
+        complete = True
         for page in range(1, MAX_PAGES + 1):
             params = {
                 "q": self.query,
-                "from": _iso(start_s),
-                "to": _iso(end_s),
+                "from": iso_z(start_s),
+                "to": iso_z(end_s),
                 "language": "en",
                 "sortBy": "publishedAt",
                 "pageSize": self.page_size,
@@ -79,6 +78,7 @@ class NewsApiClient:
             }
             result = self._get(params)
             if result is None:
+                complete = False
                 break
             articles, total = result
             for row in articles:
@@ -86,7 +86,20 @@ class NewsApiClient:
             if not articles or page * self.page_size >= total:
                 break
         kept = [row for row in rows.values() if start_s <= row["published_at"] < end_s]
-        return raw_news_frame(kept)
+        if complete or not kept:
+            return raw_news_frame(kept), [window(start, end, OK, len(kept))]
+        # Newest first and cut by the plan: only from the oldest article reached is the window known.
+        reached = dt.datetime.fromtimestamp(min(row["published_at"] for row in kept), dt.UTC)
+        coverage = [window(reached, end, OK, len(kept))]
+        if reached > start:
+            coverage.insert(0, window(start, reached, SKIPPED, detail="the plan's result limit was reached"))
+        return raw_news_frame(kept), coverage
+
+    def probe(self, now: dt.datetime) -> str:
+        end_s = epoch_seconds(now)
+        params = {"q": self.query, "from": iso_z(end_s - 86400), "to": iso_z(end_s), "pageSize": 1, "page": 1}
+        result = self._get(params)
+        return f"{result[1] if result else 0} articles in the last day"
 
     def _get(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int] | None:
         try:
@@ -138,3 +151,68 @@ class NewsApiClient:
                 }
             )
         return rows, total
+
+
+class NewsApiReplay(ReplayRoutes):
+    """``/v2/everything`` over the bundled articles that have a URL, newest first, keyed."""
+
+    def route(self, request: ReplayRequest) -> Response:
+        if request.path != EVERYTHING_PATH:
+            return self.error(404, "routeNotFound", "The route was not found.")
+        try:
+            start = query_time(request.one("from") or "1970-01-01T00:00:00Z")
+            end = query_time(request.one("to") or "2100-01-01T00:00:00Z")
+        except ValueError:
+            return self.error(400, "parameterInvalid", "from and to must be ISO 8601 times.")
+        size = request.integer("pageSize", lambda: self.error(400, "parameterInvalid", "pageSize")) or PAGE_SIZE
+        page = request.integer("page", lambda: self.error(400, "parameterInvalid", "page")) or 1
+        end = min(end + 1, request.clock_s + 1)  # "to" is inclusive
+        found = [item for item in request.data.news.between(start, end) if item["url"]][::-1]
+        shown = found[(page - 1) * size : page * size]
+        articles = [
+            {
+                "source": {"id": None, "name": item["source"]},
+                "author": None,
+                "title": item["title"],
+                "description": item["body"],
+                "url": item["url"],
+                "urlToImage": None,
+                "publishedAt": dt.datetime.fromtimestamp(item["published_on"], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "content": None,
+            }
+            for item in shown
+        ]
+        return json_response({"status": "ok", "totalResults": len(found), "articles": articles})
+
+    @staticmethod
+    def error(status: int, code: str, message: str) -> Response:
+        return json_response({"status": "error", "code": code, "message": message}, status)
+
+    def rate_limited(self) -> Response:
+        return self.error(429, "rateLimited", "You have made too many requests recently.")
+
+    def unauthorized(self) -> Response:
+        return self.error(
+            401,
+            "apiKeyMissing",
+            "Your API key is missing. Append this to the URL with the apiKey param, or use the x-api-key HTTP header.",
+        )
+
+    def has_key(self, request: ReplayRequest) -> bool:
+        return bool(request.headers.get("x-api-key"))
+
+
+PROVIDER = ProviderSpec(
+    name="newsapi",
+    kinds=(NEWS,),
+    title="NewsAPI",
+    public_url="https://newsapi.org",
+    docs=("https://newsapi.org/docs/endpoints/everything", "https://newsapi.org/docs/errors"),
+    rate_limit=RateLimit(1.0, 1.0, "developer plan: 100 requests per day, 100 results per query"),
+    history="developer plan: the last month, with a delay",
+    access="key only (NEWSAPI_API_KEY); skipped without it",
+    news_client=NewsApiClient,
+    replay=NewsApiReplay(),
+    key_env="NEWSAPI_API_KEY",
+    key_required=True,
+)

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pandas as pd
 
-from crypto_assets.errors import ConfigError, ProviderError, UnknownSymbolError
+from crypto_assets.errors import ProviderError, UnknownSymbolError
 from crypto_assets.http import HttpClient, circuit_state, merge_stats
 from crypto_assets.symbols import validate_symbol
+
+if TYPE_CHECKING:
+    from crypto_assets.providers.registry import SymbolMap
 
 PRICE_COLUMNS: tuple[str, ...] = ("symbol", "ts", "open", "high", "low", "close", "volume", "provider")
 HOUR = 3600
@@ -138,6 +141,7 @@ class BasePriceClient:
     """Common frame handling; subclasses implement ``_fetch_bars`` for [start_s, stop_s) in epoch seconds."""
 
     name: ClassVar[str]
+    symbols: ClassVar[SymbolMap]
     rate_per_second: ClassVar[float] = 5.0
     burst: ClassVar[float] = 1.0
 
@@ -148,11 +152,23 @@ class BasePriceClient:
         http: HttpClient | None = None,
         api_key: str | None = None,
         rate_limited: bool = True,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key or None
         self.rate_limited = rate_limited
+        self.options = dict(options or {})
         self.http = http or HttpClient(self.name, self.base_url, **self._http_options())
+
+    def pair(self, symbol: str) -> str:
+        """The provider's name for a universe symbol, e.g. BTC -> BTCUSDT."""
+        return self.symbols.to_provider(symbol)
+
+    def probe(self, now: dt.datetime) -> str:
+        """One small request for BTC's latest closed bars (raises ProviderError when it fails)."""
+        end = dt.datetime.fromtimestamp(floor_hour(epoch_seconds(now)), UTC)
+        frame = self.fetch_hourly("BTC", end - dt.timedelta(hours=2), end, now=now)
+        return f"{len(frame)} of the last 2 hourly BTC bars"
 
     def _http_options(self) -> dict[str, Any]:
         if not self.rate_limited:
@@ -200,31 +216,6 @@ def collect(getter: Callable[[Callable[[Any], None]], Any], parse: Callable[[Any
 
     getter(validate)
     return box[-1]
-
-
-# --------------------------------------------------------------------------------------------- factory
-
-
-def make_price_client(
-    name: str, base_url: str, api_key: str | None = None, *, rate_limited: bool = True
-) -> PriceClient:
-    """A price client by provider name (``binance``, ``coinbase``, ``cryptocompare``, ``kraken``)."""
-    from crypto_assets.providers.binance import BinanceClient
-    from crypto_assets.providers.coinbase import CoinbaseClient
-    from crypto_assets.providers.cryptocompare import CryptoCompareClient
-    from crypto_assets.providers.kraken import KrakenClient
-
-    classes: dict[str, type[BasePriceClient]] = {
-        "binance": BinanceClient,
-        "coinbase": CoinbaseClient,
-        "cryptocompare": CryptoCompareClient,
-        "kraken": KrakenClient,
-    }
-    try:
-        cls = classes[name]
-    except KeyError:
-        raise ConfigError(f"unknown price provider {name!r}; choose from {', '.join(classes)}") from None
-    return cls(base_url, api_key=api_key, rate_limited=rate_limited)
 
 
 # --------------------------------------------------------------------------------------------- failover

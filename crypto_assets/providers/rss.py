@@ -2,8 +2,11 @@
 
 Feeds are fetched as text through HttpClient (provider ``rss``: retries, rate limit, breaker) and
 parsed from that text, so feedparser never opens a connection itself. One failing feed does not stop
-the others (its error is logged and kept in ``last_errors``); only when every feed fails is a
-ProviderError raised. Items without a title or a parseable pubDate are skipped with a log line.
+the others (its error is logged and kept in ``last_errors``); only when every feed fails is the window
+failed. Items without a title or a parseable pubDate are skipped with a log line.
+
+Coverage: a feed lists only its latest items, so a fetch covers from its oldest item to the fetch time;
+what lies before is ``skipped`` (never "no news").
 """
 
 from __future__ import annotations
@@ -12,17 +15,34 @@ import calendar
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 import feedparser
 import pandas as pd
 
+from crypto_assets.config import http_url
 from crypto_assets.errors import ProviderError
 from crypto_assets.http import HttpClient
-from crypto_assets.providers.news_cryptocompare import raw_news_frame, text_field
+from crypto_assets.providers.news import (
+    FAILED,
+    OK,
+    SKIPPED,
+    BaseNewsClient,
+    CoverageWindow,
+    raw_news_frame,
+    text_field,
+    window,
+)
 from crypto_assets.providers.prices import bad_body, epoch_seconds
+from crypto_assets.providers.registry import NEWS, Option, ProviderSpec, RateLimit
+from crypto_assets.replay.data import NewsIndex
+from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, html_response
 
 log = logging.getLogger("crypto_assets.providers.news")
 
@@ -49,20 +69,42 @@ def _check_feed_text(text: str) -> None:
         )
 
 
-class RssClient:
+DEFAULT_FEEDS: tuple[str, ...] = (
+    "https://www.coindesk.com/arc/outboundfeeds/rss/",
+    "https://cointelegraph.com/rss",
+    "https://decrypt.co/feed",
+)
+FEEDS_ENV = "CRYPTO_ASSETS_RSS_FEEDS"
+
+
+def parse_feeds(variable: str, raw: str) -> tuple[str, ...]:
+    return tuple(http_url(variable, feed) for feed in raw.split(","))
+
+
+class RssClient(BaseNewsClient):
     name = "rss"
     rate_per_second = 2.0
 
-    def __init__(self, feed_urls: Sequence[str], *, http: HttpClient | None = None, rate_limited: bool = True) -> None:
-        self.feed_urls = list(feed_urls)
-        rate = self.rate_per_second if rate_limited else None
-        self.http = http or HttpClient(self.name, "", rate_per_second=rate)
+    def __init__(
+        self,
+        base_url: str = "",
+        *,
+        api_key: str | None = None,
+        rate_limited: bool = True,
+        options: Mapping[str, Any] | None = None,
+        http: HttpClient | None = None,
+    ) -> None:
+        super().__init__(base_url, api_key=api_key, rate_limited=rate_limited, options=options, http=http)
+        self.feed_urls = list(self.options.get("feeds", DEFAULT_FEEDS))
         self.last_errors: dict[str, str] = {}
 
-    def fetch(self, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    def _fetch(
+        self, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    ) -> tuple[pd.DataFrame, list[CoverageWindow]]:
         start_s, end_s = epoch_seconds(start), epoch_seconds(end)
         self.last_errors = {}
         rows: list[dict[str, Any]] = []
+        oldest: int | None = None
         for feed_url in self.feed_urls:
             try:
                 text = self.http.get_text(feed_url, validate=_check_feed_text)
@@ -70,15 +112,27 @@ class RssClient:
                 log.warning("rss: feed failed, continuing with the others: %s", exc)
                 self.last_errors[feed_url] = str(exc)
                 continue
-            rows.extend(row for row in self.parse_feed(text, feed_url) if start_s <= row["published_at"] < end_s)
+            items = self.parse_feed(text, feed_url)
+            if items:
+                first = min(row["published_at"] for row in items)
+                oldest = first if oldest is None else min(oldest, first)
+            rows.extend(row for row in items if start_s <= row["published_at"] < end_s)
+        failures = "; ".join(self.last_errors.values())
         if self.feed_urls and len(self.last_errors) == len(self.feed_urls):
-            raise ProviderError(
-                self.name,
-                ", ".join(self.http.redact(url) for url in self.feed_urls),
-                "every feed failed: " + " | ".join(self.last_errors.values()),
-                retryable=True,
-            )
-        return raw_news_frame(rows)
+            return raw_news_frame([]), [window(start, end, FAILED, detail=f"every feed failed: {failures}")]
+        coverage: list[CoverageWindow] = []
+        detail = f"{len(self.last_errors)} of {len(self.feed_urls)} feeds failed: {failures}" if failures else ""
+        listed_from = datetime.fromtimestamp(oldest, UTC) if oldest is not None else end
+        if listed_from > start:
+            listed = f"feeds list items from {listed_from:%Y-%m-%d %H:%M} UTC only" if oldest else "feeds are empty"
+            coverage.append(window(start, min(listed_from, end), SKIPPED, detail=listed))
+        if end > listed_from:
+            coverage.append(window(max(listed_from, start), end, OK, len(rows), detail))
+        return raw_news_frame(rows), coverage
+
+    def probe(self, now: dt.datetime) -> str:
+        text = self.http.get_text(self.feed_urls[0], validate=_check_feed_text)
+        return f"{len(self.parse_feed(text, self.feed_urls[0]))} items in {self.feed_urls[0]}"
 
     @staticmethod
     def parse_feed(text: str, feed_url: str) -> list[dict[str, Any]]:
@@ -113,3 +167,122 @@ class RssClient:
                 }
             )
         return rows
+
+
+# ------------------------------------------------------------------------------------------------ replay
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    title: str
+    link: str
+    sources: frozenset[str]
+
+
+# Publisher feeds take the publisher's own rows; "reddit" takes the other r/CryptoCurrency link posts.
+# Reuters rows (no URL; Reuters has no public RSS feed) are in no feed.
+FEEDS: tuple[Feed, ...] = (
+    Feed(
+        "coindesk",
+        "CoinDesk: Bitcoin, Ethereum, Crypto News and Price Data",
+        "https://www.coindesk.com/",
+        frozenset({"coindesk.com"}),
+    ),
+    Feed(
+        "cointelegraph",
+        "Cointelegraph.com News",
+        "https://cointelegraph.com",
+        frozenset({"CoinTelegraph", "cointelegraph.com"}),
+    ),
+    Feed("decrypt", "Decrypt", "https://decrypt.co", frozenset({"decrypt.co"})),
+    Feed("cryptopotato", "CryptoPotato", "https://cryptopotato.com", frozenset({"CryptoPotato", "cryptopotato.com"})),
+    Feed("cryptonews", "Cryptonews.com", "https://cryptonews.com", frozenset({"CryptoNews", "cryptonews.com"})),
+    Feed("reddit", "r/CryptoCurrency link posts", "https://www.reddit.com/r/CryptoCurrency/", frozenset()),
+)
+REDDIT_DATASET_PREFIX = "cryptobuzz_reddit"
+ITEMS_PER_FEED = 20
+TRACKING_SUFFIX = "utm_source=rss&utm_medium=rss"
+
+
+def feed_of(source: str, dataset: str) -> str | None:
+    for feed in FEEDS:
+        if source in feed.sources:
+            return feed.name
+    return "reddit" if dataset.startswith(REDDIT_DATASET_PREFIX) else None
+
+
+def feed_members(news: NewsIndex) -> dict[str, list[int]]:
+    """Indexes into ``news.items`` (newest first) of each feed's items."""
+    members: dict[str, list[int]] = {feed.name: [] for feed in FEEDS}
+    for index, item in enumerate(news.items):
+        feed = feed_of(item["source"], item["dataset"])
+        if feed is not None:
+            members[feed].append(index)
+    return members
+
+
+def rss_link(url: str) -> str:
+    """The article URL with the tracking suffix that real feeds add (unless it already has one)."""
+    if "utm_source=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{TRACKING_SUFFIX}"
+
+
+class RssReplay(ReplayRoutes):
+    """``/<feed>.xml``: the latest 20 items at or before the clock, RFC-822 pubDate, tracking links."""
+
+    def route(self, request: ReplayRequest) -> Response:
+        path = request.path
+        if not (path.startswith("/") and path.endswith(".xml") and path.count("/") == 1):
+            return self.not_found()
+        name = path[1:-4]
+        feed = next((f for f in FEEDS if f.name == name), None)
+        if feed is None:
+            return html_response(404, "404 Not Found", f"No feed named {escape(name)}.")
+        news = request.data.news
+        first = news.newest_at_or_before(request.clock_s)
+        indexes = [i for i in news.derived("rss_feeds", feed_members)[name] if i >= first][:ITEMS_PER_FEED]
+        build = datetime.fromtimestamp(request.clock_s, UTC)
+        parts = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">',
+            "<channel>",
+            f"<title>{escape(feed.title)}</title>",
+            f"<link>{escape(feed.link)}</link>",
+            f"<description>{escape(feed.title)} (replayed from bundled recorded data)</description>",
+            "<language>en</language>",
+            f"<lastBuildDate>{format_datetime(build)}</lastBuildDate>",
+        ]
+        for i in indexes:
+            item = news.items[i]
+            published = datetime.fromtimestamp(item["published_on"], UTC)
+            parts.append("<item>")
+            parts.append(f"<title>{escape(item['title'])}</title>")
+            if item["url"]:
+                parts.append(f"<link>{escape(rss_link(item['url']))}</link>")
+            parts.append(f'<guid isPermaLink="false">{escape(item["guid"])}</guid>')
+            parts.append(f"<pubDate>{format_datetime(published)}</pubDate>")
+            parts.append(f"<description>{escape(item['body'])}</description>")
+            parts.append("</item>")
+        parts += ["</channel>", "</rss>", ""]
+        return Response(200, "\n".join(parts).encode("utf-8"), "application/rss+xml; charset=utf-8")
+
+    def env(self, spec: ProviderSpec, base_url: str) -> dict[str, str]:
+        return {FEEDS_ENV: ",".join(f"{base_url}/{feed.name}.xml" for feed in FEEDS)}
+
+
+PROVIDER = ProviderSpec(
+    name="rss",
+    kinds=(NEWS,),
+    title="RSS feeds (CoinDesk, Cointelegraph, Decrypt)",
+    public_url="",
+    docs=("https://www.rssboard.org/rss-specification",),
+    rate_limit=RateLimit(2.0, 1.0, "none published; polite: 2 requests per second"),
+    history="the latest items only (a day or two): covers from its oldest item to the fetch time",
+    access="keyless; feeds chosen with CRYPTO_ASSETS_RSS_FEEDS",
+    news_client=RssClient,
+    replay=RssReplay(),
+    default_rank=2,
+    options=(Option("feeds", FEEDS_ENV, DEFAULT_FEEDS, parse_feeds, "comma-separated feed URLs"),),
+)

@@ -14,8 +14,6 @@ from typing import Any
 
 from crypto_assets.errors import ConfigError
 
-PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "kraken", "cryptocompare", "rss")
-PRICE_PROVIDERS: tuple[str, ...] = ("binance", "coinbase", "kraken", "cryptocompare")
 FAULT_KINDS: tuple[str, ...] = ("429", "5xx", "slow", "truncated", "html")
 # "slow" is opt-in: it makes every faulted request take slow_seconds.
 DEFAULT_KINDS: tuple[str, ...] = ("429", "5xx", "truncated", "html")
@@ -26,9 +24,22 @@ DUPLICATE_HOUR = 7  # "duplicates": the 07:00 UTC bar of every day is sent twice
 SERVER_ERROR_STATUSES: tuple[int, ...] = (500, 502, 503, 504)
 
 
+def _replayed(kind: str | None = None) -> tuple[str, ...]:
+    """Providers the replay server speaks (of ``kind``), from the registry."""
+    from crypto_assets.providers import registry
+
+    specs = registry.all_providers() if kind is None else registry.providers_of(kind)
+    return tuple(spec.name for spec in specs if spec.replay is not None)
+
+
 @dataclass
 class FaultConfig:
-    """What the replay server does wrong. JSON round-trips through ``to_dict``/``from_dict``."""
+    """What the replay server does wrong. JSON round-trips through ``to_dict``/``from_dict``.
+
+    Besides random faults: ``down`` providers answer 503 to everything, ``geo_blocked`` ones 451,
+    ``require_keys`` ones 401 to a request without credentials (as CryptoCompare since 2026-05-21), and
+    ``shed_load`` maps a provider to the share of its requests answered 429 (as GDELT sheds load).
+    """
 
     rate: float = 0.0
     kinds: list[str] = field(default_factory=lambda: list(DEFAULT_KINDS))
@@ -37,6 +48,19 @@ class FaultConfig:
     down_days: list[str] = field(default_factory=list)
     corrupt: dict[str, list[str]] = field(default_factory=dict)
     seed: int = 0
+    geo_blocked: list[str] = field(default_factory=list)
+    require_keys: list[str] = field(default_factory=list)
+    shed_load: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def live_like(cls, seed: int = 0) -> FaultConfig:
+        """The providers as they behave in late 2026: some faults, key-only providers demanding a key (401),
+        GDELT shedding a third of its requests (429)."""
+        from crypto_assets.providers import registry
+
+        keyed = [spec.name for spec in registry.all_providers() if spec.key_required and spec.replay is not None]
+        shed = {"gdelt": 0.3} if "gdelt" in _replayed() else {}
+        return cls(rate=0.05, require_keys=keyed, shed_load=shed, seed=seed)
 
     def __post_init__(self) -> None:
         try:
@@ -52,7 +76,22 @@ class FaultConfig:
         self.kinds = _subset("fault kind", self.kinds, FAULT_KINDS)
         if self.rate > 0 and not self.kinds:
             raise ConfigError("fault rate > 0 needs at least one fault kind")
-        self.down = _subset("down provider", self.down, PROVIDERS)
+        providers = _replayed()
+        self.down = _subset("down provider", self.down, providers)
+        self.geo_blocked = _subset("geo-blocked provider", self.geo_blocked, providers)
+        self.require_keys = _subset("key-demanding provider", self.require_keys, providers)
+        if not isinstance(self.shed_load, dict):
+            raise ConfigError("shed_load must map a provider to the share of requests answered 429")
+        shed: dict[str, float] = {}
+        for provider, share in self.shed_load.items():
+            _subset("load-shedding provider", [provider], providers)
+            try:
+                shed[provider] = float(share)
+            except (TypeError, ValueError):
+                raise ConfigError(f"shed_load {provider}: {share!r} is not a number") from None
+            if not 0.0 <= shed[provider] <= 1.0:
+                raise ConfigError(f"shed_load {provider}: {share} is outside [0, 1]")
+        self.shed_load = shed
         days = []
         for day in _as_list("down_days", self.down_days):
             try:
@@ -63,10 +102,11 @@ class FaultConfig:
         if not isinstance(self.corrupt, dict):
             raise ConfigError("corrupt must map a price provider to a list of corruptions")
         corrupt: dict[str, list[str]] = {}
+        price_providers = _replayed("prices")
         for provider, names in self.corrupt.items():
-            if provider not in PRICE_PROVIDERS:
+            if provider not in price_providers:
                 raise ConfigError(
-                    f"corrupt: unknown price provider {provider!r}; choose from {', '.join(PRICE_PROVIDERS)}"
+                    f"corrupt: unknown price provider {provider!r}; choose from {', '.join(price_providers)}"
                 )
             corrupt[provider] = _subset(f"corruption for {provider}", names, CORRUPTIONS)
         self.corrupt = corrupt
@@ -131,6 +171,12 @@ class Fault:
 
     kind: str
     status: int
+
+
+def sheds(config: FaultConfig, provider: str, n: int) -> bool:
+    """Whether the ``n``-th request to ``provider`` is shed (429) under ``config``. Pure."""
+    share = config.shed_load.get(provider, 0.0)
+    return share > 0 and random.Random(f"shed:{config.seed}:{provider}:{n}").random() < share
 
 
 def decide(config: FaultConfig, n: int) -> Fault | None:

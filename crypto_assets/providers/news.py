@@ -1,0 +1,190 @@
+"""What every news client shares: the raw news frame, coverage windows and the client base class.
+
+A news client answers ``fetch(start, end)`` with the articles it found AND the windows it covered: a window a
+provider answered for is known ("no articles" there means none), a window it could not answer is not
+(``failed``), and a window it cannot answer at all is ``skipped`` (GDELT beyond its rolling 3 months, RSS
+before its oldest item). Provider errors never escape ``fetch``: they become failed windows, so one news
+source going down never fails a run (features.md, "news coverage").
+
+Raw news frame columns: published_at (UTC), source, title, body, url, provider, categories ("|"-joined
+provider tags, may be ""), external_id. Canonicalisation (HTML stripping, utm removal, article_id,
+de-duplication across providers, symbol tagging) happens in crypto_assets.transforms.news.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from crypto_assets.errors import ProviderError
+from crypto_assets.http import HttpClient
+from crypto_assets.providers.prices import epoch_seconds, to_utc
+
+log = logging.getLogger("crypto_assets.providers.news")
+
+RAW_NEWS_COLUMNS: tuple[str, ...] = (
+    "published_at",
+    "source",
+    "title",
+    "body",
+    "url",
+    "provider",
+    "categories",
+    "external_id",
+)
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+def raw_news_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows (dicts with RAW_NEWS_COLUMNS, published_at as epoch seconds) -> raw news frame sorted by time."""
+    frame = pd.DataFrame(list(rows), columns=list(RAW_NEWS_COLUMNS))
+    frame["published_at"] = pd.to_datetime(frame["published_at"].astype("int64"), unit="s", utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+    for col in RAW_NEWS_COLUMNS[1:]:
+        frame[col] = frame[col].fillna("").astype(str)
+    return frame.sort_values(["published_at", "provider", "external_id"], kind="stable").reset_index(drop=True)
+
+
+def empty_news_frame() -> pd.DataFrame:
+    return raw_news_frame([])
+
+
+def text_field(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def iso_z(seconds: int) -> str:
+    """``2022-05-04T00:00:00Z``"""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class CoverageWindow:
+    """One provider answer's window ``[start, end)`` and what became of it (``ok``, ``failed``, ``skipped``)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    status: str
+    articles: int = 0
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in (OK, FAILED, SKIPPED):
+            raise ValueError(f"coverage status {self.status!r}")
+        if not self.end > self.start:
+            raise ValueError(f"coverage window {self.start} .. {self.end} is empty")
+
+
+@dataclass
+class NewsAnswer:
+    """Articles (raw news frame) and the windows the provider covered, failed or skipped."""
+
+    provider: str
+    articles: pd.DataFrame
+    coverage: list[CoverageWindow] = field(default_factory=list)
+    fetched_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def failed(self) -> list[CoverageWindow]:
+        return [window for window in self.coverage if window.status == FAILED]
+
+
+def clip_to_now(start: dt.datetime, end: dt.datetime, now: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """``[start, min(end, now))``, or None when nothing of it has happened yet: no one covers the future."""
+    end = min(to_utc(end), to_utc(now))
+    start = to_utc(start)
+    return (start, end) if end > start else None
+
+
+def window(start: dt.datetime, end: dt.datetime, status: str, articles: int = 0, detail: str = "") -> CoverageWindow:
+    return CoverageWindow(to_utc(start), to_utc(end), status, articles, detail)
+
+
+class BaseNewsClient:
+    """A news provider's client: subclasses implement ``_fetch`` (which may raise ProviderError) and ``probe``."""
+
+    name: ClassVar[str]
+    rate_per_second: ClassVar[float] = 1.0
+    burst: ClassVar[float] = 1.0
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        rate_limited: bool = True,
+        options: Mapping[str, Any] | None = None,
+        http: HttpClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key or None
+        self.rate_limited = rate_limited
+        self.options = dict(options or {})
+        self.http = http or HttpClient(self.name, self.base_url, **self._http_options())
+
+    def _http_options(self) -> dict[str, Any]:
+        if not self.rate_limited:
+            return {"rate_per_second": None}
+        return {"rate_per_second": self.rate_per_second, "burst": self.burst}
+
+    def fetch(self, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None) -> NewsAnswer:
+        """Articles published in ``[start, end)`` and the coverage of that range; never raises ProviderError."""
+        now = to_utc(now) if now is not None else dt.datetime.now(dt.UTC)
+        span = clip_to_now(start, end, now)
+        if span is None:
+            return NewsAnswer(self.name, empty_news_frame(), [], now)
+        try:
+            articles, coverage = self._fetch(span[0], span[1], now)
+        except ProviderError as exc:
+            log.warning("%s", exc)
+            return NewsAnswer(self.name, empty_news_frame(), [window(*span, FAILED, detail=exc.cause)], now)
+        return NewsAnswer(self.name, articles, coverage, now)
+
+    def _fetch(
+        self, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    ) -> tuple[pd.DataFrame, list[CoverageWindow]]:
+        raise NotImplementedError
+
+    def probe(self, now: dt.datetime) -> str:
+        """One small request (raises ProviderError when it fails); returns what the answer held, in a few words."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+
+def whole_seconds(value: Any) -> int | None:
+    """An epoch-seconds integer from an int, an integral float or a digit string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
+__all__ = [
+    "FAILED",
+    "OK",
+    "RAW_NEWS_COLUMNS",
+    "SKIPPED",
+    "BaseNewsClient",
+    "CoverageWindow",
+    "NewsAnswer",
+    "clip_to_now",
+    "empty_news_frame",
+    "epoch_seconds",
+    "iso_z",
+    "raw_news_frame",
+    "text_field",
+    "whole_seconds",
+    "window",
+]
