@@ -102,6 +102,10 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     webhook_url()  # a malformed CRYPTO_ASSETS_ALERT_WEBHOOK is bad input too: refused before anything runs
     home = _dagster_home()
     configure_batch_process()
+    from crypto_assets.preflight import bootstrap_preflight
+
+    if not bootstrap_preflight(settings, _print):
+        return 1
     from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
 
     return bootstrap.run_bootstrap(day_range.start, day_range.end, symbols, settings, home, echo=_print)
@@ -116,6 +120,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print(f"replay server: {server.url} (bundled real data, {DEMO_START} .. {DEMO_END})")
         ns = argparse.Namespace(days=None, start=str(DEMO_START), end=str(DEMO_END), symbols=args.symbols)
         return cmd_bootstrap(ns)
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    """Probe every configured provider; 0 while one price and one news provider answer, else 1."""
+    from crypto_assets import preflight
+
+    results = preflight.probe_all(load_settings())
+    print(preflight.as_json(results) if args.json else preflight.table(results), flush=True)
+    return 0 if preflight.healthy(results) else 1
 
 
 def cmd_replay_server(args: argparse.Namespace) -> int:
@@ -149,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="replay server port (default: a free one)")
     demo.add_argument("--symbols", help="comma-separated symbols (default: the six bundled ones)")
     demo.set_defaults(func=cmd_demo)
+
+    providers = commands.add_parser(
+        "providers",
+        help="ask every configured provider one small question and print who answers (exit 1 when a kind has none)",
+        description=(
+            "One small request per configured provider (CRYPTO_ASSETS_PRICE_PROVIDERS, CRYPTO_ASSETS_NEWS_PROVIDERS): "
+            "status (ok, needs key, geo-blocked, unauthorized, rate-limited, unreachable, bad answer), latency and "
+            "what to do. Exit 0 while at least one price and one news provider answer."
+        ),
+    )
+    providers.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
+    providers.set_defaults(func=cmd_providers)
 
     replay = commands.add_parser(
         "replay-server",

@@ -13,13 +13,21 @@ class ProviderError(CryptoAssetsError):
     """A data provider could not deliver: names the provider, the URL (without secrets) and the cause."""
 
     def __init__(
-        self, provider: str, url: str, cause: str, *, retryable: bool = False, status: int | None = None
+        self,
+        provider: str,
+        url: str,
+        cause: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        network: bool = False,
     ) -> None:
         self.provider = provider
         self.url = url
         self.cause = cause
         self.retryable = retryable
         self.status = status  # the HTTP status that ended the call, None when there was none (network, body)
+        self.network = network  # no answer at all: connection refused, DNS, TLS, timeout, open circuit
         super().__init__(f"{provider}: {cause} ({url})")
 
 

@@ -329,7 +329,7 @@ def _decode_text(response: requests.Response, body: bytes) -> str:
 class _Attempt:
     """Outcome of one HTTP attempt: either a value or a failure reason (and whether to retry)."""
 
-    __slots__ = ("exc_cls", "extra", "reason", "retry_after", "retryable", "status", "value")
+    __slots__ = ("exc_cls", "extra", "network", "reason", "retry_after", "retryable", "status", "value")
 
     def __init__(
         self,
@@ -341,8 +341,10 @@ class _Attempt:
         exc_cls: type[ProviderError] = ProviderError,
         extra: dict[str, Any] | None = None,
         status: int | None = None,
+        network: bool = False,
     ) -> None:
         self.status = status
+        self.network = network
         self.value = value
         self.reason = reason
         self.retryable = retryable
@@ -525,6 +527,7 @@ class HttpClient:
                 f"circuit open after {self.breaker.threshold} consecutive failed calls; "
                 f"retry after {math.ceil(wait)} s{last}",
                 retryable=True,
+                network=True,
             )
 
         try:
@@ -592,7 +595,9 @@ class HttpClient:
                 status=outcome.status,
                 body=self.redact(outcome.extra["body"]),
             )
-        raise outcome.exc_cls(self.provider, safe_url, cause, retryable=outcome.retryable, status=outcome.status)
+        raise outcome.exc_cls(
+            self.provider, safe_url, cause, retryable=outcome.retryable, status=outcome.status, network=outcome.network
+        )
 
     def _throttle(self) -> None:
         wait = self.limiter.reserve(self._clock())
@@ -653,7 +658,7 @@ class HttpClient:
         except requests.RequestException as exc:
             failure = f"request failed: {type(exc).__name__}: {_excerpt(str(exc), 200)}"
         if failure is not None:
-            return _Attempt(reason=failure, retryable=retryable)
+            return _Attempt(reason=failure, retryable=retryable, network=True)
 
         self._note_weight(response)
         status = response.status_code

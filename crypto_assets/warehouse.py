@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -211,6 +212,57 @@ def _insert(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) ->
     conn.unregister("incoming_rows")
 
 
+@dataclass(frozen=True)
+class Write:
+    """One table's partition replacement: ``frame`` replaces the rows inside ``windows`` (and ``scope``)."""
+
+    table: str
+    frame: pd.DataFrame
+    time_column: str
+    windows: Sequence[Window]
+    scope: dict[str, Sequence[str]] | None = None
+
+
+def _check_inside(write: Write) -> None:
+    times = write.frame[write.time_column]
+    inside = pd.Series(False, index=write.frame.index)
+    for start, end in write.windows:
+        inside |= (times >= start) & (times < end)
+    if not inside.all():
+        outside = write.frame.loc[~inside, write.time_column]
+        raise ValueError(
+            f"{write.table}: {len(outside)} rows lie outside the partitions being written (first {outside.iloc[0]})"
+        )
+    for column, values in (write.scope or {}).items():
+        if not write.frame[column].isin(list(values)).all():
+            raise ValueError(f"{write.table}: rows with {column} outside {list(values)} in a scoped write")
+
+
+def replace_partitions(conn: duckdb.DuckDBPyConnection, writes: Sequence[Write]) -> None:
+    """Apply every write in ONE transaction: each deletes exactly its partitions' rows and inserts its frame.
+
+    Every row of a frame must fall inside its windows and scope, so a partition write can never touch rows
+    of another partition. Columns are matched by name. A failure leaves every table as it was.
+    """
+    for write in writes:
+        _check_inside(write)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for write in writes:
+            ensure_table(conn, write.table)
+            scope_sql, scope_params = _scope_sql(write.scope)
+            for start, end in write.windows:
+                conn.execute(
+                    f"DELETE FROM {write.table} WHERE {write.time_column} >= ? AND {write.time_column} < ?{scope_sql}",
+                    [start, end, *scope_params],
+                )
+            _insert(conn, write.table, write.frame)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def replace_rows(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -220,39 +272,10 @@ def replace_rows(
     windows: Sequence[Window],
     scope: dict[str, Sequence[str]] | None = None,
 ) -> int:
-    """Replace the rows of ``table`` inside ``windows`` (and ``scope``) by ``frame``, in one transaction.
-
-    Every row of ``frame`` must fall inside a window and the scope, so a partition write can never touch
-    rows of another partition. Columns are matched by name.
-    """
+    """Replace the rows of ``table`` inside ``windows`` (and ``scope``) by ``frame``, in one transaction."""
     if frame.empty and not windows:
         return 0
-    times = frame[time_column]
-    inside = pd.Series(False, index=frame.index)
-    for start, end in windows:
-        inside |= (times >= start) & (times < end)
-    if not inside.all():
-        outside = frame.loc[~inside, time_column]
-        raise ValueError(
-            f"{table}: {len(outside)} rows lie outside the partitions being written (first {outside.iloc[0]})"
-        )
-    for column, values in (scope or {}).items():
-        if not frame[column].isin(list(values)).all():
-            raise ValueError(f"{table}: rows with {column} outside {list(values)} in a scoped write")
-    scope_sql, scope_params = _scope_sql(scope)
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        ensure_table(conn, table)
-        for start, end in windows:
-            conn.execute(
-                f"DELETE FROM {table} WHERE {time_column} >= ? AND {time_column} < ?{scope_sql}",
-                [start, end, *scope_params],
-            )
-        _insert(conn, table, frame)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    replace_partitions(conn, [Write(table, frame, time_column, windows, scope)])
     return len(frame)
 
 

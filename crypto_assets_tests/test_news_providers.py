@@ -23,9 +23,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from crypto_assets.errors import ConfigError, ProviderError
-from crypto_assets.http import HttpClient, HttpStatusError
-from crypto_assets.providers.news_cryptocompare import RAW_NEWS_COLUMNS, CryptoCompareNewsClient
+from crypto_assets.http import HttpClient
+from crypto_assets.providers import registry
+from crypto_assets.providers.cryptocompare import CryptoCompareNewsClient
+from crypto_assets.providers.news import RAW_NEWS_COLUMNS
 from crypto_assets.providers.newsapi import NewsApiClient
 from crypto_assets.providers.rss import RssClient
 from crypto_assets_tests.fakes import FakeTime
@@ -98,8 +99,10 @@ def test_cc_news_pages_back_dedups_and_keeps_the_window(httpserver: HTTPServer, 
         httpserver.url_for("/"), api_key=SECRET, http=http_for("cryptocompare", httpserver.url_for("/"), fake)
     )
     start, end = dt.datetime(2022, 5, 4, 6, tzinfo=UTC), dt.datetime(2022, 5, 4, 20, tzinfo=UTC)
-    frame = client.fetch(start, end)
+    answer = client.fetch(start, end)
+    frame = answer.articles
     expected = in_window(start, end)
+    assert [(w.start, w.end, w.status, w.articles) for w in answer.coverage] == [(start, end, "ok", len(expected))]
     assert 20 < len(expected) < len(NEWS)
     assert list(frame.columns) == list(RAW_NEWS_COLUMNS)
     assert str(frame["published_at"].dtype) == "datetime64[ns, UTC]"
@@ -122,7 +125,7 @@ def test_cc_news_recorded_item_mapping(httpserver: HTTPServer, fake: FakeTime) -
     client = CryptoCompareNewsClient(
         httpserver.url_for("/"), http=http_for("cryptocompare", httpserver.url_for("/"), fake)
     )
-    frame = client.fetch(dt.datetime(2020, 1, 6, tzinfo=UTC), dt.datetime(2020, 1, 7, tzinfo=UTC))
+    frame = client.fetch(dt.datetime(2020, 1, 6, tzinfo=UTC), dt.datetime(2020, 1, 7, tzinfo=UTC)).articles
     assert len(frame) == 1
     row = frame.iloc[0]
     assert row.published_at == pd.Timestamp(1578318742, unit="s", tz="UTC")
@@ -142,8 +145,9 @@ def test_cc_news_stops_when_a_page_adds_nothing(httpserver: HTTPServer, fake: Fa
     client = CryptoCompareNewsClient(
         httpserver.url_for("/"), http=http_for("cryptocompare", httpserver.url_for("/"), fake)
     )
-    frame = client.fetch(dt.datetime(2022, 5, 1, tzinfo=UTC), dt.datetime(2022, 5, 6, tzinfo=UTC))
-    assert len(frame) == 5 and len(httpserver.log) == 2
+    answer = client.fetch(dt.datetime(2022, 5, 1, tzinfo=UTC), dt.datetime(2022, 5, 6, tzinfo=UTC))
+    assert len(answer.articles) == 5 and len(httpserver.log) == 2
+    assert [w.status for w in answer.coverage] == ["ok"]  # nothing older exists: the whole window is answered
 
 
 def test_cc_news_error_envelope_and_untitled_items(httpserver: HTTPServer, fake: FakeTime, caplog) -> None:
@@ -151,20 +155,39 @@ def test_cc_news_error_envelope_and_untitled_items(httpserver: HTTPServer, fake:
     error = SAMPLES["cryptocompare_error_envelope"]["examples"][2]
     httpserver.expect_ordered_request("/data/v2/news/").respond_with_json(error)
     client = CryptoCompareNewsClient(url, http=http_for("cryptocompare", url, fake))
-    with pytest.raises(ProviderError, match="error response: You need a valid auth key"):
-        client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    day = (dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    failed = client.fetch(*day)
+    assert failed.articles.empty
+    assert [(w.start, w.end, w.status) for w in failed.coverage] == [(*day, "failed")]
+    assert "error response: You need a valid auth key" in failed.coverage[0].detail
 
     untitled = dict(CC_ITEMS[1], title="  ")
     httpserver.expect_request("/data/v2/news/").respond_with_json({"Data": [CC_ITEMS[0], untitled, CC_ITEMS[2]]})
     with caplog.at_level(logging.INFO, logger="crypto_assets.providers.news"):
-        frame = client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+        frame = client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC)).articles
     assert sorted(frame["external_id"]) == sorted([CC_ITEMS[0]["id"], CC_ITEMS[2]["id"]])
     assert any("without title" in r.getMessage() for r in caplog.records)
 
     httpserver.clear()
     httpserver.expect_request("/data/v2/news/").respond_with_json({"Data": [dict(CC_ITEMS[0], published_on="soon")]})
-    with pytest.raises(ProviderError, match=r"published_on 'soon' is not an epoch time at index 0"):
-        client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    bad = client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    assert bad.coverage[0].status == "failed"
+    assert "published_on 'soon' is not an epoch time at index 0" in bad.coverage[0].detail
+
+
+def test_cc_news_failure_part_way_keeps_the_newer_part_covered(httpserver: HTTPServer, fake: FakeTime) -> None:
+    """Pages back from the end; when a later page fails, what was reached stays covered and the rest is failed."""
+    url = httpserver.url_for("/")
+    first = CC_ITEMS[:10]
+    httpserver.expect_ordered_request("/data/v2/news/").respond_with_json({"Data": first})
+    httpserver.expect_request("/data/v2/news/").respond_with_data("down", status=503)
+    client = CryptoCompareNewsClient(url, http=http_for("cryptocompare", url, fake, max_attempts=2))
+    start, end = dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC)
+    answer = client.fetch(start, end)
+    reached = dt.datetime.fromtimestamp(min(item["published_on"] for item in first), UTC)
+    assert [(w.start, w.end, w.status) for w in answer.coverage] == [(start, reached, "failed"), (reached, end, "ok")]
+    assert "HTTP 503" in answer.coverage[0].detail
+    assert len(answer.articles) == 10
 
 
 # --------------------------------------------------------------------------------------------- RSS
@@ -211,10 +234,12 @@ def test_rss_parses_feeds_and_filters_window(httpserver: HTTPServer, fake: FakeT
         rss_feed("CryptoPotato", [rss_item(row) for row in CRYPTOPOTATO]), content_type="application/rss+xml"
     )
     feeds = [httpserver.url_for("/cointelegraph/rss"), httpserver.url_for("/cryptopotato/feed")]
-    client = RssClient(feeds, http=http_for("rss", "", fake))
+    client = RssClient(options={"feeds": feeds}, http=http_for("rss", "", fake))
     start, end = dt.datetime(2022, 5, 4, 3, tzinfo=UTC), dt.datetime(2022, 5, 4, 21, tzinfo=UTC)
     with caplog.at_level(logging.INFO, logger="crypto_assets.providers.news"):
-        frame = client.fetch(start, end)
+        answer = client.fetch(start, end)
+    frame = answer.articles
+    assert [(w.status, w.start, w.end) for w in answer.coverage] == [("ok", start, end)]
 
     expected = [row for row in in_window(start, end) if row["source"] in ("CoinTelegraph", "CryptoPotato")]
     assert len(frame) == len(expected) > 10
@@ -232,22 +257,31 @@ def test_rss_parses_feeds_and_filters_window(httpserver: HTTPServer, fake: FakeT
     assert any("has no title; skipped" in m for m in messages)
     assert any("has no parseable pubDate; skipped" in m for m in messages)
 
+    # a feed lists its latest items only: before its oldest item nothing is known (skipped), after it, covered
+    earlier = dt.datetime(2022, 5, 3, tzinfo=UTC)
+    oldest = min(pd.Timestamp(row["published_at"]) for row in COINTELEGRAPH + CRYPTOPOTATO).to_pydatetime()
+    answer = client.fetch(earlier, end)
+    assert [(w.status, w.start, w.end) for w in answer.coverage] == [("skipped", earlier, oldest), ("ok", oldest, end)]
 
-def test_rss_one_feed_down_others_served_all_down_raises(httpserver: HTTPServer, fake: FakeTime) -> None:
+
+def test_rss_one_feed_down_others_served_all_down_fails_the_window(httpserver: HTTPServer, fake: FakeTime) -> None:
     page = "<!DOCTYPE html><html><body>Attention Required! | Cloudflare</body></html>"
     httpserver.expect_request("/blocked").respond_with_data(page, content_type="text/html")
     httpserver.expect_request("/ok").respond_with_data(rss_feed("CryptoPotato", [rss_item(r) for r in CRYPTOPOTATO]))
-    client = RssClient(
-        [httpserver.url_for("/blocked"), httpserver.url_for("/ok")], http=http_for("rss", "", fake, max_attempts=2)
-    )
-    frame = client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
-    assert len(frame) == len(CRYPTOPOTATO)
+    feeds = [httpserver.url_for("/blocked"), httpserver.url_for("/ok")]
+    client = RssClient(options={"feeds": feeds}, http=http_for("rss", "", fake, max_attempts=2))
+    day = (dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    answer = client.fetch(*day)
+    assert len(answer.articles) == len(CRYPTOPOTATO)
     assert list(client.last_errors) == [httpserver.url_for("/blocked")]
     assert "HTML page where a feed was expected" in client.last_errors[httpserver.url_for("/blocked")]
+    assert answer.coverage[-1].status == "ok" and "1 of 2 feeds failed" in answer.coverage[-1].detail
 
-    client = RssClient([httpserver.url_for("/blocked")], http=http_for("rss", "", fake, max_attempts=2))
-    with pytest.raises(ProviderError, match=r"every feed failed: .*HTML page where a feed was expected"):
-        client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    client = RssClient(options={"feeds": feeds[:1]}, http=http_for("rss", "", fake, max_attempts=2))
+    answer = client.fetch(*day)
+    assert [(w.start, w.end, w.status) for w in answer.coverage] == [(*day, "failed")]
+    assert "every feed failed:" in answer.coverage[0].detail
+    assert "HTML page where a feed was expected" in answer.coverage[0].detail
 
 
 # --------------------------------------------------------------------------------------------- NewsAPI
@@ -288,9 +322,9 @@ def serve_newsapi(server: HTTPServer, rows: list[dict], *, max_results: int | No
 def test_newsapi_pages_with_key_in_header(httpserver: HTTPServer, fake: FakeTime) -> None:
     serve_newsapi(httpserver, NEWS)
     url = httpserver.url_for("/")
-    client = NewsApiClient(url, SECRET, http=http_for("newsapi", url, fake))
+    client = NewsApiClient(url, api_key=SECRET, http=http_for("newsapi", url, fake))
     client.page_size = 20
-    frame = client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    frame = client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC)).articles
     assert len(frame) == len(NEWS) and frame["url"].is_unique
     assert list(frame.columns) == list(RAW_NEWS_COLUMNS)
     assert set(frame["provider"]) == {"newsapi"} and set(frame["categories"]) == {""}
@@ -303,14 +337,31 @@ def test_newsapi_pages_with_key_in_header(httpserver: HTTPServer, fake: FakeTime
 def test_newsapi_result_cap_and_bad_key(httpserver: HTTPServer, fake: FakeTime) -> None:
     serve_newsapi(httpserver, NEWS, max_results=20)
     url = httpserver.url_for("/")
-    client = NewsApiClient(url, SECRET, http=http_for("newsapi", url, fake))
+    client = NewsApiClient(url, api_key=SECRET, http=http_for("newsapi", url, fake))
     client.page_size = 20
-    frame = client.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
-    assert len(frame) == 20  # the plan's cap ends paging quietly
+    day = (dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
+    answer = client.fetch(*day)
+    assert len(answer.articles) == 20  # the plan's cap ends paging quietly...
+    oldest = answer.articles["published_at"].min().to_pydatetime()
+    # ...and only from the oldest article reached is the day known
+    assert [(w.status, w.start, w.end) for w in answer.coverage] == [("skipped", day[0], oldest), ("ok", oldest, day[1])]
 
-    wrong = NewsApiClient(url, "wrong-key-123", http=http_for("newsapi", url, fake))
-    with pytest.raises(HttpStatusError, match=r"HTTP 401: .*apiKeyInvalid") as info:
-        wrong.fetch(dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
-    assert "wrong-key-123" not in str(info.value)
-    with pytest.raises(ConfigError, match="NewsAPI needs an API key"):
-        NewsApiClient(url, "")
+    wrong = NewsApiClient(url, api_key="wrong-key-123", http=http_for("newsapi", url, fake))
+    failed = wrong.fetch(*day)
+    assert failed.coverage[0].status == "failed" and "HTTP 401: " in failed.coverage[0].detail
+    assert "apiKeyInvalid" in failed.coverage[0].detail and "wrong-key-123" not in failed.coverage[0].detail
+
+
+def test_key_only_news_providers_are_skipped_without_their_key() -> None:
+    """Built through the registry: without its key a key-only provider is never constructed, so never called."""
+    clients, skipped = registry.build_clients(
+        "news",
+        ["newsapi", "cryptocompare", "rss"],
+        urls={"newsapi": "http://127.0.0.1:9", "cryptocompare": "http://127.0.0.1:9"},
+        options={},
+        keys={"NEWSAPI_API_KEY": "", "CRYPTOCOMPARE_API_KEY": None},
+        rate_limited=True,
+    )
+    assert [client.name for client in clients] == ["rss"]
+    assert [item.provider for item in skipped] == ["newsapi", "cryptocompare"]
+    assert "NEWSAPI_API_KEY is not set" in skipped[0].reason

@@ -10,86 +10,71 @@ from crypto_assets import warehouse as wh
 from crypto_assets.defs.common import PARTITIONED, preview, row_count, table_metadata, upstream_window
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import NewsSources, Universe, Warehouse
-from crypto_assets.errors import ProviderError
-from crypto_assets.providers.news_cryptocompare import CryptoCompareNewsClient
-from crypto_assets.providers.newsapi import NewsApiClient
-from crypto_assets.providers.rss import RssClient
+from crypto_assets.providers.news import NewsAnswer
+from crypto_assets.providers.registry import NEWS, providers_of
 from crypto_assets.schemas import validate_frame
-from crypto_assets.transforms.news import normalize_news
+from crypto_assets.transforms.news import carried_forward, coverage_rows, normalize_news
 from crypto_assets.transforms.sentiment import get_model, score_articles, sentiment_hourly
 
 RAW_NEWS = dg.AssetKey(["raw", "news"])
 ARTICLE_SENTIMENT = dg.AssetKey(["features", "article_sentiment"])
 SENTIMENT_HOURLY = dg.AssetKey(["features", "sentiment_hourly"])
 
-# History comes only from CryptoCompare; the others enrich recent days and may fail without failing the day.
-PRIMARY_NEWS_PROVIDER = "cryptocompare"
-
-
-NewsClient = CryptoCompareNewsClient | RssClient | NewsApiClient
-
-
-def news_clients(context: dg.AssetExecutionContext, sources: NewsSources) -> dict[str, NewsClient]:
-    """A client per configured provider, in the configured order; NewsAPI only with its key."""
-    clients: dict[str, NewsClient] = {}
-    for provider in sources.providers:
-        if provider == "cryptocompare":
-            clients[provider] = CryptoCompareNewsClient(
-                sources.cryptocompare_url, api_key=sources.cryptocompare_api_key, rate_limited=sources.rate_limited
-            )
-        elif provider == "rss":
-            clients[provider] = RssClient(sources.rss_feeds, rate_limited=sources.rate_limited)
-        elif provider == "newsapi":
-            if not sources.newsapi_api_key:
-                context.log.info("newsapi: NEWSAPI_API_KEY is not set, source skipped")
-                continue
-            clients[provider] = NewsApiClient(
-                sources.newsapi_url, sources.newsapi_api_key, rate_limited=sources.rate_limited
-            )
-        else:  # load_settings refuses unknown names; this guards programmatic configs
-            raise dg.Failure(f"unknown news provider {provider!r}")
-    return clients
-
 
 def fetch_news(
     context: dg.AssetExecutionContext, sources: NewsSources, start: datetime, end: datetime
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Raw articles from every configured provider, and the errors of providers that failed.
+) -> list[NewsAnswer]:
+    """Every configured provider's answer for [start, end): articles and coverage windows, in configured order.
 
-    Providers are fetched concurrently (each keeps its own rate limit, retries and breaker); their
-    articles are combined in the configured order, so de-duplication does not depend on timing.
+    Providers are asked concurrently (each keeps its own rate limit, retries and breaker). A provider that
+    fails gives failed coverage windows, never an exception: news never stops prices and price features.
     """
-    clients = news_clients(context, sources)
+    clients, skipped = sources.build()
+    for item in skipped:
+        context.log.info(item.reason)
     with ThreadPoolExecutor(max_workers=max(1, len(clients)), thread_name_prefix="news") as pool:
-        futures = {provider: pool.submit(client.fetch, start, end) for provider, client in clients.items()}
-    frames: list[pd.DataFrame] = []
-    errors: dict[str, str] = {}
-    for provider, future in futures.items():
-        try:
-            frame = future.result()
-        except ProviderError as exc:
-            errors[provider] = str(exc)  # "<provider>: <cause> (<url>)"
-            context.log.warning(str(exc))
-            continue
-        context.log.info(f"{provider}: {len(frame)} articles between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
-        for feed, message in getattr(clients[provider], "last_errors", {}).items():
-            errors[f"{provider} {feed}"] = message  # one feed down: the others still count, the gap is reported
-        frames.append(frame)
-    if PRIMARY_NEWS_PROVIDER in errors or not frames:
-        raise dg.Failure(
-            description="news could not be fetched: " + "; ".join(errors.values()),
+        futures = [pool.submit(client.fetch, start, end) for client in clients]
+    answers = [future.result() for future in futures]
+    for answer in answers:
+        ok = sum(1 for w in answer.coverage if w.status == "ok")
+        context.log.info(
+            f"{answer.provider}: {len(answer.articles)} articles between {start:%Y-%m-%d} and {end:%Y-%m-%d}; "
+            f"{ok} window(s) answered, {len(answer.failed)} failed"
         )
-    return pd.concat(frames, ignore_index=True), errors
+        for failed in answer.failed:
+            context.log.warning(
+                f"{answer.provider}: not covered {failed.start:%Y-%m-%d %H:%M} .. "
+                f"{failed.end:%Y-%m-%d %H:%M}: {failed.detail}"
+            )
+    return answers
+
+
+def _answer_windows(answers: list[NewsAnswer]) -> list[dict[str, object]]:
+    return [
+        {
+            "provider": answer.provider,
+            "start": w.start,
+            "end": w.end,
+            "status": w.status,
+            "detail": w.detail,
+            "fetched_at": answer.fetched_at,
+        }
+        for answer in answers
+        for w in answer.coverage
+    ]
 
 
 @dg.asset(
     key=RAW_NEWS,
     group_name="ingestion",
-    kinds={"duckdb", "pandas", "cryptocompare", "rss"},
+    kinds={"duckdb", "pandas", *(spec.name for spec in providers_of(NEWS))},
     description=(
         "Crypto news articles, one row per `article_id` (a hash of the canonical URL, `utm_*` and fragments "
         "stripped), de-duplicated across sources, HTML stripped, tagged with the universe symbols they mention. "
-        "Partitioned by the UTC day of `published_at`."
+        "Partitioned by the UTC day of `published_at`. Also writes `raw.news_coverage`: per provider answer, the "
+        "window it covered (`ok`), could not answer (`failed`) or cannot answer (`skipped`), split at UTC days. "
+        "A provider that is down now keeps what it answered before for the day; a failing source never fails "
+        "the run."
     ),
     metadata={**table_metadata("raw.news"), "partition_expr": "published_at"},
     **PARTITIONED,
@@ -98,20 +83,43 @@ def raw_news(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe, news_sources: NewsSources
 ) -> dg.MaterializeResult:
     start, end = context.partition_time_window
-    raw, errors = fetch_news(context, news_sources, start, end)
-    news = normalize_news(raw, universe.symbols)
-    news = news[(news["published_at"] >= start) & (news["published_at"] < end)].reset_index(drop=True)
-    news["ingested_at"] = pd.Timestamp(datetime.now(UTC))
-    news = validate_frame("raw.news", news)
+    answers = fetch_news(context, news_sources, start, end)
+    raw = pd.concat([answer.articles for answer in answers], ignore_index=True) if answers else None
+    fresh_news = normalize_news(raw, universe.symbols) if raw is not None else normalize_news(pd.DataFrame(), [])
+    fresh_coverage = coverage_rows(_answer_windows(answers), raw if raw is not None else pd.DataFrame())
     with warehouse.get_connection() as conn:
-        wh.replace_rows(conn, "raw.news", news, time_column="published_at", windows=[(start, end)])
+        stored_coverage = wh.read_window(conn, "raw.news_coverage", time_column="window_start", start=start, end=end)
+        stored_news = wh.read_window(conn, "raw.news", time_column="published_at", start=start, end=end)
+        coverage, kept, carried = carried_forward(
+            fresh_coverage, stored_coverage, stored_news, [answer.provider for answer in answers]
+        )
+        fresh_news = fresh_news[(fresh_news["published_at"] >= start) & (fresh_news["published_at"] < end)]
+        fresh_news = fresh_news.assign(ingested_at=pd.Timestamp(datetime.now(UTC)))
+        news = pd.concat([fresh_news, kept[[c for c in fresh_news.columns if c in kept]]], ignore_index=True)
+        news = news.drop_duplicates("article_id", keep="first").reset_index(drop=True)
+        news = validate_frame("raw.news", news)
+        coverage = validate_frame("raw.news_coverage", coverage)
+        wh.replace_partitions(
+            conn,
+            [
+                wh.Write("raw.news", news, "published_at", [(start, end)]),
+                wh.Write("raw.news_coverage", coverage, "window_start", [(start, end)]),
+            ],
+        )
+    for note in carried:
+        context.log.warning(f"{note}: the provider answered nothing now; its earlier articles of the day are kept")
     tagged = news["symbols"].fillna("").str.len().gt(0).sum() if "symbols" in news else 0
+    status_hours = (coverage["window_end"] - coverage["window_start"]).dt.total_seconds().div(3600)
+    hours_by = status_hours.groupby([coverage["provider"], coverage["status"]]).sum().round(1)
     return dg.MaterializeResult(
         metadata={
             **row_count(context, len(news)),
             "articles_per_provider": dg.MetadataValue.json(news["provider"].value_counts().to_dict()),
             "tagged_articles": int(tagged),
-            "sources_failed": dg.MetadataValue.json(errors),
+            "coverage_hours": dg.MetadataValue.json(
+                {f"{provider} {status}": float(hours) for (provider, status), hours in hours_by.items()}
+            ),
+            "carried_forward": dg.MetadataValue.json(carried),
             "preview": preview(news[["published_at", "source", "title", "symbols"]] if "symbols" in news else news),
         }
     )

@@ -10,7 +10,17 @@ from crypto_assets import warehouse as wh
 from crypto_assets.defs.common import PARTITIONED, day_window, days_of, preview, row_count, table_metadata
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.errors import ProviderError
-from crypto_assets.providers.prices import PriceClient, empty_prices_frame, fetch_prices_with_failover
+from crypto_assets.providers.prices import (
+    COMPLETE,
+    FAILED,
+    NO_DATA,
+    PARTIAL,
+    FailoverResult,
+    PriceClient,
+    empty_prices_frame,
+    fetch_prices_with_failover,
+)
+from crypto_assets.providers.registry import PRICES, providers_of
 from crypto_assets.schemas import validate_frame
 
 RAW_PRICES = dg.AssetKey(["raw", "prices"])
@@ -49,35 +59,61 @@ def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day:
     return pd.concat(samples, ignore_index=True) if samples else frame.iloc[:0]
 
 
-def failure_report(failed: dict[date, dict[str, dict[str, str]]]) -> str:
-    """One line per symbol and stretch of consecutive days that failed with the same errors.
+def coverage_frame(symbol_days: dict[str, FailoverResult]) -> pd.DataFrame:
+    """``raw.price_coverage`` rows: one per (symbol, day) the failover decided."""
+    rows = [
+        {
+            "symbol": symbol,
+            "day": outcome.day,
+            "status": outcome.status,
+            "bars": outcome.bars,
+            "provider": outcome.provider,
+            "detail": outcome.detail,
+        }
+        for symbol, result in symbol_days.items()
+        for outcome in result.days.values()
+    ]
+    frame = pd.DataFrame(rows, columns=["symbol", "day", "status", "bars", "provider", "detail"])
+    frame["bars"] = frame["bars"].astype("int64")
+    frame["provider"] = frame["provider"].astype(object)
+    return frame
 
-    A provider's failed request covers many days, all with its one error: per day, a 90-day outage of six
-    symbols would read as 540 near-identical lines.
-    """
-    lines = []
-    for symbol in sorted({symbol for errors_by_symbol in failed.values() for symbol in errors_by_symbol}):
-        stretches: list[tuple[date, date, dict[str, str]]] = []
-        for day in sorted(day for day in failed if symbol in failed[day]):
-            errors = failed[day][symbol]
-            if stretches and stretches[-1][2] == errors and stretches[-1][1] + timedelta(days=1) == day:
-                stretches[-1] = (stretches[-1][0], day, errors)
-            else:
-                stretches.append((day, day, errors))
-        for first, last, errors in stretches:
-            days = str(first) if first == last else f"{first}..{last}"
-            lines.append(f"{days} {symbol}: {'; '.join(errors.values())}")  # each error names its provider
-    return "\n".join(lines)
+
+def keep_stored_days(
+    coverage: pd.DataFrame, stored: pd.DataFrame, stored_bars: pd.DataFrame, now: datetime
+) -> pd.DataFrame:
+    """Failed and no_data (symbol, day)s whose bars an earlier run stored keep them, and their coverage row:
+    the row stays as it was, its detail saying what this re-fetch got (so a provider outage never erases bars)."""
+    stored = stored.assign(day=pd.to_datetime(stored["day"]).dt.date)
+    counts = {(row.symbol, row.day): int(row.bars) for row in stored_bars.itertuples(index=False)}
+    previous = {(row.symbol, row.day): row for row in stored.itertuples(index=False)}
+    out = coverage.copy()
+    for index, row in coverage.iterrows():
+        key = (row["symbol"], row["day"])
+        if row["status"] not in (FAILED, NO_DATA) or counts.get(key, 0) == 0:
+            continue
+        attempt = f"re-fetch {now:%Y-%m-%d %H:%M} UTC got {row['status']} ({row['detail']}); stored bars kept"
+        before = previous.get(key)
+        if before is not None:
+            out.loc[index, ["status", "bars", "provider"]] = [before.status, int(before.bars), before.provider]
+            out.loc[index, "detail"] = f"{before.detail} | {attempt}"
+        else:
+            out.loc[index, ["bars", "detail"]] = [counts[key], attempt]
+    return out
 
 
 @dg.asset(
     key=RAW_PRICES,
     group_name="ingestion",
-    kinds={"duckdb", "pandas", "binance", "coinbase"},
+    kinds={"duckdb", "pandas", *(spec.name for spec in providers_of(PRICES))},
     description=(
         "Hourly OHLCV bars per universe symbol (bar open time `ts`, UTC). For each (symbol, day) the providers "
-        "of `CRYPTO_ASSETS_PRICE_PROVIDERS` are tried in order; `provider` records who served each row. "
-        "A day no provider can serve fails its partition and keeps its previous rows."
+        "of `CRYPTO_ASSETS_PRICE_PROVIDERS` are asked in order until one answers the day completely; the most "
+        "complete answer wins the day as a whole (never stitched from two venues); `provider` records who served "
+        "each row. An answer that contradicts itself (two bars for one hour, high below low, a price that is not "
+        "positive) is rejected and the next provider asked. Writes `raw.price_coverage`: one row per (symbol, day), "
+        "`complete`, `partial`, `no_data` (not listed yet, delisted, unknown) or `failed`. A (symbol, day) is the "
+        "unit of failure: a failed one keeps its previous rows and never stops the other symbols' days."
     ),
     metadata={**table_metadata("raw.prices"), "partition_expr": "ts"},
     **PARTITIONED,
@@ -87,70 +123,71 @@ def raw_prices(
 ) -> dg.MaterializeResult:
     start, end = context.partition_time_window
     days = days_of(start, end)
-    frames: list[pd.DataFrame] = []
-    failed: dict[date, dict[str, dict[str, str]]] = {}
-    provider_days: dict[str, int] = {}
-    retries = 0
-    retry_wait = 0.0
+    now = datetime.now(UTC)
+    results: dict[str, FailoverResult] = {}
     # Symbols are fetched concurrently, each with its own clients (sessions are not shared across threads);
     # every provider's rate limiter and circuit breaker are process-wide, so the budget stays the same.
     # Results are taken in universe order, so the log and the frame do not depend on timing.
     with ThreadPoolExecutor(max_workers=min(PRICE_FETCH_THREADS, len(universe.symbols)) or 1) as pool:
         futures = [
-            pool.submit(fetch_prices_with_failover, symbol, days, price_sources.clients())
+            pool.submit(fetch_prices_with_failover, symbol, days, price_sources.clients(), now=now)
             for symbol in universe.symbols
         ]
         for number, (symbol, future) in enumerate(zip(universe.symbols, futures, strict=True), start=1):
-            result = future.result()
-            frames.append(result.frame)
-            for day, errors in result.failed_days.items():
-                failed.setdefault(day, {})[symbol] = errors
-            for provider, count in result.provider_days.items():
-                provider_days[provider] = provider_days.get(provider, 0) + count
-            retries += int(result.stats.get("retries", 0))
-            retry_wait += float(result.stats.get("retry_wait_seconds", 0.0))
+            result = results[symbol] = future.result()
+            counts = {status: len(result.with_status(status)) for status in (COMPLETE, PARTIAL, NO_DATA, FAILED)}
+            served = pd.Series([o.provider for o in result.days.values() if o.provider]).value_counts().to_dict()
             context.log.info(
-                f"[{number}/{len(universe.symbols)}] {symbol}: {len(result.frame)} bars, "
-                f"days per provider {result.provider_days}, {len(result.failed_days)} days failed"
+                f"[{number}/{len(universe.symbols)}] {symbol}: {len(result.frame)} bars; days "
+                + ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+                + (f"; served by {served}" if served else "")
             )
+            for day, detail in result.failed_days.items():
+                context.log.warning(f"{symbol} {day}: failed: {detail}")
+
+    coverage = coverage_frame(results)
+    first_day, last_day = days[0], days[-1] + timedelta(days=1)
+    with warehouse.get_connection() as conn:
+        stored = wh.read_window(
+            conn, "raw.price_coverage", time_column="day", start=first_day, end=last_day, symbols=universe.symbols
+        )
+        stored_bars = (
+            conn.execute(
+                "SELECT symbol, CAST(ts AS DATE) AS day, count(*) AS bars FROM raw.prices "
+                "WHERE ts >= ? AND ts < ? AND symbol IN (SELECT unnest(?)) GROUP BY ALL",
+                [start, end, list(universe.symbols)],
+            ).df()
+            if wh.table_exists(conn, "raw.prices")
+            else pd.DataFrame(columns=["symbol", "day", "bars"])
+        )
+        stored_bars["day"] = pd.to_datetime(stored_bars["day"]).dt.date
+        coverage = validate_frame("raw.price_coverage", keep_stored_days(coverage, stored, stored_bars, now))
+        writes = [
+            wh.Write("raw.price_coverage", coverage, "day", [(first_day, last_day)], {"symbol": universe.symbols})
+        ]
+        frames = []
+        for symbol, result in results.items():
+            served = result.with_status(COMPLETE, PARTIAL)
+            frame = result.frame.assign(ingested_at=pd.Timestamp(now))
+            frame = validate_frame("raw.prices", frame)
+            frames.append(frame)
+            writes.append(wh.Write("raw.prices", frame, "ts", merge_days(served), {"symbol": [symbol]}))
+        wh.replace_partitions(conn, writes)
 
     frame = pd.concat(frames, ignore_index=True) if frames else empty_prices_frame()
-    good_days = [day for day in days if day not in failed]
-    if not frame.empty:
-        frame = frame[frame["ts"].dt.date.isin(good_days)].reset_index(drop=True)
-    frame["ingested_at"] = pd.Timestamp(datetime.now(UTC))
-    frame = validate_frame("raw.prices", frame)
-    with warehouse.get_connection() as conn:
-        wh.replace_rows(
-            conn,
-            "raw.prices",
-            frame,
-            time_column="ts",
-            windows=merge_days(good_days),
-            scope={"symbol": universe.symbols},
-        )
-
-    metadata: dict[str, object] = {
-        **row_count(context, len(frame)),
-        "symbols": ", ".join(universe.symbols),
-        "providers_used": dg.MetadataValue.json(frame["provider"].value_counts().to_dict() if not frame.empty else {}),
-        "first_bar_in_run": str(frame["ts"].min()) if not frame.empty else "none",
-        "last_bar_in_run": str(frame["ts"].max()) if not frame.empty else "none",
-        "http_retries": retries,
-        "http_retry_wait_s": round(retry_wait, 3),
-        "preview": preview(frame),
-    }
-    if failed:
-        for day in good_days:
-            context.log_event(
-                dg.AssetMaterialization(asset_key=RAW_PRICES, partition=day.isoformat(), metadata={"landed": True})
-            )
-        report = failure_report(failed)
-        raise dg.Failure(
-            description=(
-                f"{len(failed)} of {len(days)} days could not be served by any provider; "
-                f"the other {len(good_days)} days landed. Re-run the failed days once a provider recovers:\n{report}"
+    status_counts = coverage["status"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            **row_count(context, len(frame)),
+            "symbols": ", ".join(universe.symbols),
+            "symbol_days": dg.MetadataValue.json(status_counts),
+            "providers_used": dg.MetadataValue.json(
+                frame["provider"].value_counts().to_dict() if not frame.empty else {}
             ),
-            metadata={"failed_days": ", ".join(str(day) for day in sorted(failed)), **metadata},
-        )
-    return dg.MaterializeResult(metadata=metadata)
+            "first_bar_in_run": str(frame["ts"].min()) if not frame.empty else "none",
+            "last_bar_in_run": str(frame["ts"].max()) if not frame.empty else "none",
+            "http_retries": int(sum(r.stats.get("retries", 0) for r in results.values())),
+            "http_retry_wait_s": round(sum(float(r.stats.get("retry_wait_seconds", 0.0)) for r in results.values()), 3),
+            "preview": preview(frame),
+        }
+    )

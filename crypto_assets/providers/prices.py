@@ -1,9 +1,11 @@
-"""Hourly price clients' shared parts, the client factory, and day-by-day provider failover.
+"""Hourly price clients' shared parts and the (symbol, day) failover across providers.
 
 Every client returns the prices frame: symbol, ts (bar open, UTC), open, high, low, close, volume
-(base asset), provider; bars with ``start <= ts < end`` that are finished (``ts + 1h <= now``), sorted,
-one row per ts (the last one received wins). Parsing is strict: a value that is not a finite number,
-or a row of the wrong shape, is a ProviderError naming the row; nothing becomes a silent NaN.
+(base asset), provider; bars with ``start <= ts < end`` that are finished (``ts + 1h <= now``), sorted by
+ts, exactly as the provider sent them (duplicates included). Parsing is strict about shape: a row of the
+wrong shape or a value that is not a number at all is a ProviderError naming the row. Values that parse
+but cannot be prices (NaN, infinity, <= 0, high below low, two different bars for one hour) are judged
+per day by the failover (``day_problem``), which rejects that provider's day and asks the next provider.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import numpy as np
 import pandas as pd
 
 from crypto_assets.errors import ProviderError, UnknownSymbolError
@@ -73,7 +76,8 @@ def bad_body(provider: str, cause: str, *, retryable: bool = False) -> ProviderE
 
 
 def parse_number(provider: str, value: Any, *, field_name: str, index: int, row: Any) -> float:
-    """A finite float from a JSON number or numeric string; anything else names the offending row."""
+    """A float from a JSON number or numeric string (NaN and infinity included: the failover judges those per
+    day); anything that is not a number names the offending row."""
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -82,7 +86,7 @@ def parse_number(provider: str, value: Any, *, field_name: str, index: int, row:
             number = float(value.strip())
         except ValueError:
             number = None
-    if number is None or not math.isfinite(number):
+    if number is None:
         raise bad_body(provider, f"{field_name} {value!r} is not a number in row at index {index}: {excerpt(row)}")
     return number
 
@@ -120,12 +124,13 @@ def empty_prices_frame() -> pd.DataFrame:
 
 
 def bars_frame(symbol: str, provider: str, bars: Iterable[Bar], start_s: int, end_s: int, now_s: int) -> pd.DataFrame:
-    """The prices frame from parsed bars, keeping finished bars in [start, end), de-duplicated and sorted."""
+    """The prices frame from parsed bars: finished bars in [start, end), sorted by time, duplicates kept (the
+    failover tells identical repeats from contradictions)."""
     rows = [bar for bar in bars if start_s <= bar[0] < end_s and bar[0] + HOUR <= now_s]
     if not rows:
         return empty_prices_frame()
     frame = pd.DataFrame(rows, columns=["t", "open", "high", "low", "close", "volume"])
-    frame = frame.drop_duplicates("t", keep="last").sort_values("t", kind="stable")
+    frame = frame.sort_values("t", kind="stable")
     out = pd.DataFrame(
         {
             "symbol": symbol,
@@ -220,14 +225,87 @@ def collect(getter: Callable[[Callable[[Any], None]], Any], parse: Callable[[Any
 
 # --------------------------------------------------------------------------------------------- failover
 
+COMPLETE, PARTIAL, NO_DATA, FAILED = "complete", "partial", "no_data", "failed"
+_VALUES = ("open", "high", "low", "close", "volume")
+
+
+def expected_bars(day: dt.date, now: dt.datetime) -> int:
+    """Hourly bars a day can have at ``now``: 24 for a finished day, the closed hours for the day in progress."""
+    start = _day_start(day)
+    closed = (to_utc(now) - start) // dt.timedelta(hours=1)
+    return max(0, min(24, closed))
+
+
+def _at(ts: pd.Timestamp) -> str:
+    return f"{ts:%Y-%m-%d %H:%M} UTC"
+
+
+def day_problem(bars: pd.DataFrame) -> str | None:
+    """Why one provider's answer for one (symbol, day) cannot be taken, or None when it can.
+
+    Two different bars for one hour, a price that is not finite or not positive, a negative volume, or a bar
+    whose high/low do not hold its open and close. Identical repeats are fine (``distinct_bars`` drops them).
+    """
+    repeated = bars[bars["ts"].duplicated(keep=False)]
+    if not repeated.empty:
+        distinct = repeated.drop_duplicates(["ts", *_VALUES])
+        clash = distinct[distinct["ts"].duplicated(keep=False)]
+        if not clash.empty:
+            first = clash[clash["ts"] == clash["ts"].iloc[0]]
+            closes = " and ".join(f"{value:,.8g}" for value in first["close"])
+            return f"two different bars for {_at(first['ts'].iloc[0])} (close {closes})"
+    o, h, lo, c, v = (bars[name].to_numpy(dtype="float64") for name in _VALUES)
+    with np.errstate(invalid="ignore"):
+        checks = [
+            *(
+                (~(values > 0) | ~np.isfinite(values), name)
+                for name, values in (("open", o), ("high", h), ("low", lo), ("close", c))
+            ),
+            (~(v >= 0) | ~np.isfinite(v), "volume"),
+            (h < lo, "high below low"),
+            ((o < lo) | (o > h) | (c < lo) | (c > h), "open/close outside low..high"),
+        ]
+    for bad, what in checks:
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            when = _at(bars["ts"].iloc[row])
+            if what == "high below low":
+                return f"high {h[row]:,.8g} below low {lo[row]:,.8g} at {when}"
+            if what == "open/close outside low..high":
+                span = f"low {lo[row]:,.8g} .. high {h[row]:,.8g}"
+                return f"open {o[row]:,.8g} / close {c[row]:,.8g} outside {span} at {when}"
+            return f"{what} {float(bars[what].iloc[row])!r} at {when}"
+    return None
+
+
+def distinct_bars(bars: pd.DataFrame) -> pd.DataFrame:
+    return bars.drop_duplicates("ts", keep="first").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class DayOutcome:
+    """What became of one (symbol, day): the row of ``raw.price_coverage``."""
+
+    day: dt.date
+    status: str  # complete | partial | no_data | failed
+    bars: int
+    provider: str | None
+    detail: str  # each asked provider's answer, in a few words
+
 
 @dataclass
 class FailoverResult:
-    frame: pd.DataFrame
-    failed_days: dict[dt.date, dict[str, str]] = field(default_factory=dict)
-    provider_days: dict[str, int] = field(default_factory=dict)
+    frame: pd.DataFrame  # the bars of every served (complete or partial) day, each day from one provider
+    days: dict[dt.date, DayOutcome] = field(default_factory=dict)
     # Totals of this call's HTTP counters, plus "by_provider": {name: counters}.
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def with_status(self, *statuses: str) -> list[dt.date]:
+        return sorted(day for day, outcome in self.days.items() if outcome.status in statuses)
+
+    @property
+    def failed_days(self) -> dict[dt.date, str]:
+        return {day: self.days[day].detail for day in self.with_status(FAILED)}
 
 
 def _runs(days: Sequence[dt.date]) -> list[list[dt.date]]:
@@ -245,6 +323,56 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=UTC)
 
 
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class _Answer:
+    """One provider's answer for one day: its bars, or why there are none."""
+
+    bars: pd.DataFrame | None = None
+    note: str = ""
+    error: bool = False
+
+
+def _ask(client: PriceClient, symbol: str, days: list[dt.date], now: dt.datetime) -> dict[dt.date, _Answer]:
+    """``client``'s answer for each of ``days``: asked once per run of consecutive days, a failed multi-day
+    request bisected (while the provider's circuit is closed) so that one bad day costs only that day."""
+    answers: dict[dt.date, _Answer] = {}
+    pending = _runs(days)
+    while pending:
+        run = pending.pop(0)
+        start, end = _day_start(run[0]), _day_start(run[-1] + dt.timedelta(days=1))
+        try:
+            frame = client.fetch_hourly(symbol, start, end, now=now)
+        except UnknownSymbolError as exc:
+            # A definite answer: the provider does not list the symbol, for any day.
+            for day in [d for r in [run, *pending] for d in r]:
+                answers[day] = _Answer(note=f"not listed ({_short(exc.cause, 80)})")
+            return answers
+        except ProviderError as exc:
+            if len(run) > 1 and circuit_state(client.name) != "open":
+                middle = len(run) // 2
+                pending[:0] = [run[:middle], run[middle:]]
+                continue
+            for day in run:
+                answers[day] = _Answer(note=_short(exc.cause), error=True)
+            continue
+        by_day = frame["ts"].dt.floor("D")
+        for day in run:
+            bars = frame[by_day == pd.Timestamp(day, tz=UTC)].reset_index(drop=True)
+            if bars.empty:
+                answers[day] = _Answer(note="no bars")
+                continue
+            problem = day_problem(bars)
+            if problem is not None:
+                answers[day] = _Answer(note=f"answer rejected: {problem}", error=True)
+                continue
+            answers[day] = _Answer(bars=distinct_bars(bars))
+    return answers
+
+
 def fetch_prices_with_failover(
     symbol: str,
     days: Iterable[dt.date],
@@ -252,61 +380,45 @@ def fetch_prices_with_failover(
     *,
     now: dt.datetime | None = None,
 ) -> FailoverResult:
-    """Serve each UTC day from the first provider that returns at least one bar for it without error.
+    """Serve each (symbol, day) from the provider with the most complete answer (earlier in the order on ties).
 
-    Each provider is asked once per run of consecutive remaining days (the whole range at once), and
-    the answer is split by day. A failed multi-day request is bisected (while the provider's circuit
-    is closed) so that one bad day costs only that day. An unknown symbol moves every remaining day to
-    the next provider at once.
+    A provider is asked only for the days no earlier provider answered completely: normally the first
+    provider serves every day and nobody else is asked. A day is never stitched from two providers. A day
+    still in progress is complete when it holds every hour closed at ``now``. Outcomes per day: ``complete``,
+    ``partial`` (fewer bars; the best answer is kept), ``no_data`` (every provider answered, none had bars:
+    not listed yet, delisted, unknown) or ``failed`` (a provider erred and none served).
     """
+    now = to_utc(now) if now is not None else dt.datetime.now(UTC)
     wanted = sorted({day.date() if isinstance(day, dt.datetime) else day for day in days})
-    errors: dict[dt.date, dict[str, str]] = {day: {} for day in wanted}
-    provider_days: dict[str, int] = {client.name: 0 for client in clients}
+    wanted = [day for day in wanted if expected_bars(day, now) > 0]
+    notes: dict[dt.date, dict[str, _Answer]] = {day: {} for day in wanted}
+    best: dict[dt.date, tuple[str, pd.DataFrame]] = {}
     before = {id(client): client.http.stats() for client in clients}
-    pieces: list[pd.DataFrame] = []
-    remaining = list(wanted)
 
     for client in clients:
-        if not remaining:
+        todo = [day for day in wanted if day not in best or len(best[day][1]) < expected_bars(day, now)]
+        if not todo:
             break
-        served: set[dt.date] = set()
-        unknown: ProviderError | None = None
-        pending = list(_runs(remaining))
-        while pending:
-            run = pending.pop(0)
-            if unknown is not None:
-                for day in run:
-                    errors[day][client.name] = str(unknown)
-                continue
-            start, end = _day_start(run[0]), _day_start(run[-1] + dt.timedelta(days=1))
-            try:
-                frame = client.fetch_hourly(symbol, start, end, now=now)
-            except UnknownSymbolError as exc:
-                unknown = exc
-                for day in run:
-                    errors[day][client.name] = str(exc)
-                continue
-            except ProviderError as exc:
-                if len(run) > 1 and circuit_state(client.name) != "open":
-                    # One bad day must not cost the provider the whole run: bisect to find the days it can serve.
-                    middle = len(run) // 2
-                    pending[:0] = [run[:middle], run[middle:]]
-                    continue
-                for day in run:
-                    errors[day][client.name] = str(exc)
-                continue
-            bar_days = frame["ts"].dt.floor("D")
-            present = {ts.date() for ts in bar_days.unique()}
-            asked = f"{start:%Y-%m-%d}..{end:%Y-%m-%d}"
-            for day in run:
-                if day not in present:
-                    errors[day][client.name] = f"{client.name}: no bars for {day.isoformat()} in its answer for {asked}"
-            answered = [day for day in run if day in present]
-            if answered:
-                served.update(answered)
-                pieces.append(frame[bar_days.isin([pd.Timestamp(day, tz=UTC) for day in answered])])
-        provider_days[client.name] = provider_days.get(client.name, 0) + len(served)
-        remaining = [day for day in remaining if day not in served]
+        for day, answer in _ask(client, symbol, todo, now).items():
+            notes[day][client.name] = answer
+            if answer.bars is not None and (day not in best or len(answer.bars) > len(best[day][1])):
+                best[day] = (client.name, answer.bars)
+
+    outcomes: dict[dt.date, DayOutcome] = {}
+    for day in wanted:
+        expected = expected_bars(day, now)
+        said = notes[day]
+        words = [
+            f"{name}: {len(a.bars)} bars" if a.bars is not None else f"{name}: {a.note}" for name, a in said.items()
+        ]
+        detail = "; ".join(words)
+        if day in best:
+            provider, bars = best[day]
+            status = COMPLETE if len(bars) >= expected else PARTIAL
+            outcomes[day] = DayOutcome(day, status, len(bars), provider, detail)
+        else:
+            status = FAILED if any(answer.error for answer in said.values()) else NO_DATA
+            outcomes[day] = DayOutcome(day, status, 0, None, detail)
 
     by_provider: dict[str, dict[str, float]] = {}
     for client in clients:
@@ -317,13 +429,10 @@ def fetch_prices_with_failover(
     stats: dict[str, Any] = dict(merge_stats(by_provider.values()))
     stats["by_provider"] = by_provider
 
-    if pieces:
-        frame = pd.concat(pieces, ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
-    else:
-        frame = empty_prices_frame()
-    return FailoverResult(
-        frame=frame,
-        failed_days={day: errors[day] for day in remaining},
-        provider_days=provider_days,
-        stats=stats,
+    pieces = [bars for _, bars in best.values()]
+    frame = (
+        pd.concat(pieces, ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
+        if pieces
+        else empty_prices_frame()
     )
+    return FailoverResult(frame=frame, days=outcomes, stats=stats)

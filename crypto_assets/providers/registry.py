@@ -114,12 +114,14 @@ class ProviderSpec:
     def keyless(self) -> bool:
         return not self.key_required
 
-    def client(self, kind: str, config: ClientConfig) -> Any:
-        """A new client of this provider for ``kind`` (``prices`` or ``news``)."""
+    def client(self, kind: str, config: ClientConfig, *, http: Any = None) -> Any:
+        """A new client of this provider for ``kind`` (``prices`` or ``news``); ``http``: an HttpClient to use."""
         cls = self.price_client if kind == PRICES else self.news_client
         if cls is None:
             raise ConfigError(f"{self.name} is not a {kind} provider")
-        return cls(config.base_url, api_key=config.api_key, rate_limited=config.rate_limited, options=config.options)
+        return cls(
+            config.base_url, api_key=config.api_key, rate_limited=config.rate_limited, options=config.options, http=http
+        )
 
 
 @dataclass(frozen=True)

@@ -348,3 +348,125 @@ def normalize_news(raw: pd.DataFrame, universe: Sequence[str]) -> pd.DataFrame:
     out["url"] = out["url"].map(lambda u: u or None).astype(object)
     out = out.sort_values(["published_at", "article_id"], kind="mergesort").reset_index(drop=True)
     return out[list(NEWS_COLUMNS)]
+
+
+# --- coverage (raw.news_coverage) ------------------------------------------------------------------------------
+
+COVERAGE_COLUMNS: tuple[str, ...] = (
+    "provider",
+    "window_start",
+    "window_end",
+    "status",
+    "articles",
+    "fetched_at",
+    "detail",
+)
+_DAY = pd.Timedelta(days=1)
+
+
+def empty_coverage() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in COVERAGE_COLUMNS})
+    for column in ("window_start", "window_end", "fetched_at"):
+        frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
+    frame["articles"] = pd.Series(dtype="int64")
+    return frame
+
+
+def coverage_rows(windows: Sequence[dict[str, object]], articles: pd.DataFrame) -> pd.DataFrame:
+    """``raw.news_coverage`` rows: each answer window split at UTC midnights, so a day partition owns its rows.
+
+    ``windows``: dicts with provider, start, end, status, detail, fetched_at. ``articles``: the raw articles
+    (published_at, provider) that the answers returned; each piece of an ``ok`` window counts its own.
+    """
+    rows: list[dict[str, object]] = []
+    published = _to_utc(articles["published_at"]) if not articles.empty else pd.Series(dtype="datetime64[ns, UTC]")
+    for item in windows:
+        start, end = pd.Timestamp(item["start"]), pd.Timestamp(item["end"])
+        cut = start
+        while cut < end:
+            piece_end = min(end, cut.floor("D") + _DAY)
+            count = 0
+            if item["status"] == "ok" and not articles.empty:
+                mine = articles["provider"] == item["provider"]
+                count = int((mine & (published >= cut) & (published < piece_end)).sum())
+            rows.append(
+                {
+                    "provider": item["provider"],
+                    "window_start": cut,
+                    "window_end": piece_end,
+                    "status": item["status"],
+                    "articles": count,
+                    "fetched_at": pd.Timestamp(item["fetched_at"]),
+                    "detail": str(item.get("detail") or ""),
+                }
+            )
+            cut = piece_end
+    if not rows:
+        return empty_coverage()
+    frame = pd.DataFrame(rows, columns=list(COVERAGE_COLUMNS))
+    for column in ("window_start", "window_end", "fetched_at"):
+        frame[column] = _to_utc(frame[column])
+    frame["articles"] = frame["articles"].astype("int64")
+    return frame.sort_values(["provider", "window_start"], kind="mergesort", ignore_index=True)
+
+
+def carried_forward(
+    fresh: pd.DataFrame, stored: pd.DataFrame, stored_news: pd.DataFrame, providers: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """What a re-fetch keeps of the stored rows: for each of ``providers`` and UTC day where the fresh answer
+    covered nothing but the stored coverage did, the stored ``ok`` coverage rows and the provider's stored
+    articles of that day stay (a source that is down now does not erase what it answered before).
+
+    Returns (the coverage rows to write: fresh ones, minus the fresh failed/skipped rows of carried days,
+    plus the carried rows; the stored articles to keep; one "<provider> <day>" note per carried day).
+    """
+    if stored.empty:
+        return fresh, stored_news.iloc[:0], []
+    fresh_day = fresh["window_start"].dt.floor("D")
+    stored_day = stored["window_start"].dt.floor("D")
+    fresh_ok = set(zip(fresh.loc[fresh["status"] == "ok", "provider"], fresh_day[fresh["status"] == "ok"], strict=True))
+    stored_ok = stored["status"] == "ok"
+    carried = {
+        (provider, day)
+        for provider, day in zip(stored.loc[stored_ok, "provider"], stored_day[stored_ok], strict=True)
+        if provider in providers and (provider, day) not in fresh_ok
+    }
+    if not carried:
+        return fresh, stored_news.iloc[:0], []
+    keep_fresh = [
+        (provider, day) not in carried for provider, day in zip(fresh["provider"], fresh_day, strict=True)
+    ]
+    keep_stored = stored_ok & pd.Series(
+        [(p, d) in carried for p, d in zip(stored["provider"], stored_day, strict=True)], index=stored.index
+    )
+    rows = pd.concat([fresh[keep_fresh], stored[keep_stored][list(COVERAGE_COLUMNS)]], ignore_index=True)
+    news_day = _to_utc(stored_news["published_at"]).dt.floor("D") if not stored_news.empty else None
+    keep_news = (
+        pd.Series(
+            [(p, d) in carried for p, d in zip(stored_news["provider"], news_day, strict=True)],
+            index=stored_news.index,
+        )
+        if news_day is not None
+        else pd.Series(dtype=bool)
+    )
+    notes = sorted(f"{provider} {day:%Y-%m-%d}" for provider, day in carried)
+    rows = rows.sort_values(["provider", "window_start"], kind="mergesort", ignore_index=True)
+    return rows, stored_news[keep_news], notes
+
+
+def covered_hours(coverage: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    """For each hour in [start, end): whether it lies fully inside the union of ``ok`` windows (any provider)."""
+    hours = pd.date_range(start, end, freq="h", inclusive="left", tz="UTC")
+    ok = coverage[coverage["status"] == "ok"].sort_values("window_start")
+    covered = pd.Series(False, index=hours)
+    if ok.empty or len(hours) == 0:
+        return covered
+    merged: list[list[pd.Timestamp]] = []
+    for lo, hi in zip(_to_utc(ok["window_start"]), _to_utc(ok["window_end"]), strict=True):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    for lo, hi in merged:
+        covered |= (covered.index >= lo) & (covered.index + pd.Timedelta(hours=1) <= hi)
+    return covered
