@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from crypto_assets import warehouse as wh
 from crypto_assets.config import REPO_ROOT, Settings
 from crypto_assets.errors import ConfigError
 from crypto_assets.http import UNRESOLVED_HOST
 from crypto_assets.schemas import TABLE_MODELS
+from crypto_assets.transforms import quality as q
 
 # Every warehouse table, in pipeline order: the pandera model registry is the one list of tables.
 SUMMARY_TABLES = tuple(TABLE_MODELS)
@@ -22,7 +24,7 @@ SUMMARY_TABLES = tuple(TABLE_MODELS)
 FAILURE_CHARS = 2000
 
 
-def _check_warehouse_openable(path: Path, echo: Callable[[str], None]) -> None:
+def check_warehouse_openable(path: Path, echo: Callable[[str], None]) -> None:
     """Fail fast (ConfigError, exit 2) on an unwritable folder or a file that is not a DuckDB database.
 
     A file locked by another writer is fine: the run's steps wait for it (and for the `duckdb` pool).
@@ -122,6 +124,29 @@ def _next_step(failures: Sequence[str]) -> str:
     return "next: what landed is kept; fix the cause above and run the same command again (days are rewritten in place)"
 
 
+def _coverage(
+    conn: duckdb.DuckDBPyConnection, start: date, end: date, symbols: Sequence[str], echo: Callable[[str], None]
+) -> list[str]:
+    """Print what the providers gave per symbol and which days no news provider covered; return the problems
+    that fail the command (a symbol with no bar at all, failed symbol-days)."""
+    coverage = wh.read_window(
+        conn, "raw.price_coverage", time_column="day", start=start, end=end + timedelta(days=1), symbols=symbols
+    )
+    facts, problems = q.price_coverage_report(coverage, start, end, symbols)
+    statuses = coverage["status"].value_counts().to_dict()
+    echo(
+        f"prices: {len(coverage)} symbol-days: "
+        + ", ".join(f"{statuses.get(s, 0)} {s}" for s in ("complete", "partial", "no_data", "failed"))
+    )
+    for line in [*facts, *problems]:
+        echo(f"  {line}")
+    window = (datetime.combine(start, time(0), UTC), datetime.combine(end + timedelta(days=1), time(0), UTC))
+    news = wh.read_window(conn, "raw.news_coverage", time_column="window_start", start=window[0], end=window[1])
+    news_result = q.news_coverage_by_day(news, *window, datetime.now(UTC))
+    echo(f"news: {news_result.description}")
+    return problems
+
+
 def _summarise(path: Path, echo: Callable[[str], None]) -> int:
     """Print the rows per table and the training set's splits; return the training set's row count."""
     # The run's read-write database, still open in this process: a read-only connection would close it
@@ -144,6 +169,34 @@ def _summarise(path: Path, echo: Callable[[str], None]) -> int:
     return counts["ml.training_set"]
 
 
+def _range_tags(start: date, end: date) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
+
+
+def _later_built_days(path: Path, end: date, symbols: Sequence[str]) -> tuple[date, date] | None:
+    """The days after ``end`` (within the indicators' look-back) that already hold bars: their features read the
+    days just built, so they are recomputed."""
+    from crypto_assets.defs.features import INDICATOR_LOOKBACK_DAYS
+
+    horizon = end + timedelta(days=INDICATOR_LOOKBACK_DAYS)
+    with wh.connect(path) as conn:
+        if not wh.table_exists(conn, "raw.prices"):
+            return None
+        first, last = conn.execute(
+            "SELECT min(CAST(ts AS DATE)), max(CAST(ts AS DATE)) FROM raw.prices "
+            "WHERE ts >= ? AND ts < ? AND symbol IN (SELECT unnest(?))",
+            [
+                datetime.combine(end + timedelta(days=1), time(0), UTC),
+                datetime.combine(horizon + timedelta(days=1), time(0), UTC),
+                list(symbols),
+            ],
+        ).fetchone()
+    return (first, last) if first is not None else None
+
+
 def run_bootstrap(
     start: date,
     end: date,
@@ -153,7 +206,6 @@ def run_bootstrap(
     *,
     echo: Callable[[str], None] = print,
 ) -> int:
-    _check_warehouse_openable(settings.duckdb_path, echo)
     from crypto_assets.definitions import defs
 
     days = (end - start).days + 1
@@ -163,24 +215,31 @@ def run_bootstrap(
     echo(f"  prices     {' -> '.join(settings.price_providers)}   news {', '.join(settings.news_providers)}")
     with _open_instance(dagster_home) as instance:  # disposed: its storages closed before the summary
         recover_abandoned_runs(instance, echo)
-        job = defs.resolve_job_def("bootstrap")
-        result = job.execute_in_process(
+        tags = {
+            "crypto_assets/command": "bootstrap",
+            "crypto_assets/host": socket.gethostname(),
+            "crypto_assets/pid": str(os.getpid()),
+            # Run monitoring may cap run time; a long backfill must not be cancelled while it writes.
+            "dagster/max_runtime": str(3600 + 120 * days),
+        }
+        run_config = {
+            "resources": {"universe": {"config": {"symbols": list(symbols)}}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        }
+        result = defs.resolve_job_def("bootstrap").execute_in_process(
             instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": start.isoformat(),
-                "dagster/asset_partition_range_end": end.isoformat(),
-                "crypto_assets/command": "bootstrap",
-                "crypto_assets/host": socket.gethostname(),
-                "crypto_assets/pid": str(os.getpid()),
-                # Run monitoring may cap run time; a long backfill must not be cancelled while it writes.
-                "dagster/max_runtime": str(3600 + 120 * days),
-            },
-            run_config={
-                "resources": {"universe": {"config": {"symbols": list(symbols)}}},
-                "loggers": {"console": {"config": {"log_level": "INFO"}}},
-            },
+            tags={**_range_tags(start, end), **tags},
+            run_config=run_config,
             raise_on_error=False,
         )
+        later = _later_built_days(settings.duckdb_path, end, symbols)
+        if later is not None:
+            echo(f"recomputing {later[0]} .. {later[1]}: built before, their look-back reaches the days just built")
+            followup = defs.resolve_job_def("recompute_lookback").execute_in_process(
+                instance=instance, tags={**_range_tags(*later), **tags}, run_config=run_config, raise_on_error=False
+            )
+            if not followup.success:
+                result = followup  # its failure is the one to report
     echo("")
     echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
     failures = [
@@ -196,12 +255,15 @@ def run_bootstrap(
     for asset, name, _, severity, description in failed_checks:
         echo(f"  {'FAILED' if severity == 'ERROR' else 'warning'} {asset} {name}: {description}")
     training_rows = _summarise(settings.duckdb_path, echo)
+    with wh.connect(settings.duckdb_path) as conn:
+        coverage_problems = _coverage(conn, start, end, symbols, echo)
     echo(f"DuckDB file: {settings.duckdb_path}")
     if training_rows:
         echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")
     echo(f"open the UI: {_ui_hint(dagster_home)}   (then http://127.0.0.1:3000: assets, lineage, this run)")
     blocking_failed = [c for c in failed_checks if c[3] == "ERROR"]
-    if result.success and not blocking_failed:
+    if result.success and not blocking_failed and not coverage_problems:
         return 0
-    echo(_next_step([cause for _, cause in failures]))
+    if failures or blocking_failed:
+        echo(_next_step([cause for _, cause in failures]))
     return 1

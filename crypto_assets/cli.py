@@ -102,11 +102,12 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     webhook_url()  # a malformed CRYPTO_ASSETS_ALERT_WEBHOOK is bad input too: refused before anything runs
     home = _dagster_home()
     configure_batch_process()
+    from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
     from crypto_assets.preflight import bootstrap_preflight
 
+    bootstrap.check_warehouse_openable(settings.duckdb_path, _print)
     if not bootstrap_preflight(settings, _print):
         return 1
-    from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
 
     return bootstrap.run_bootstrap(day_range.start, day_range.end, symbols, settings, home, echo=_print)
 

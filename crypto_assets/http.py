@@ -666,9 +666,7 @@ class HttpClient:
         if status in RETRYABLE_STATUS or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), now_epoch=self._wall_clock())
             what = "HTML error page" if _looks_like_html(body, content_type) else _excerpt(body)
-            return _Attempt(
-                reason=f"HTTP {status} ({what})", retryable=True, retry_after=retry_after, status=status
-            )
+            return _Attempt(reason=f"HTTP {status} ({what})", retryable=True, retry_after=retry_after, status=status)
         if status >= 400 or status < 200:
             text = body.decode("utf-8", errors="replace")
             return _Attempt(

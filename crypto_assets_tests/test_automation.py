@@ -20,6 +20,7 @@ from crypto_assets.defs.features import technical_indicators
 from crypto_assets.defs.prices import raw_prices
 from crypto_assets.defs.quality import raw_prices_checks
 from crypto_assets.defs.resources import build_resources
+from crypto_assets.providers import registry
 from crypto_assets.replay.faults import FaultConfig
 
 
@@ -104,12 +105,25 @@ def test_definitions_hold_every_module_of_defs_and_everything_they_define():
 
 @pytest.fixture
 def corrupt_env(pipeline_env, monkeypatch):
-    """Point this process's resources at the test's replay server, whose Binance bars carry one high < low."""
+    """A warehouse holding one stored bar with high < low, and every price provider down.
+
+    Providers' contradictory answers are rejected before anything is stored (test_price_providers), so the
+    blocking checks guard what is already in the warehouse: a bar stored earlier and edited since. The re-fetch
+    fails (every provider down), so the stored bars are kept, and the checks read the bad one.
+    """
     for key, value in pipeline_env.env.items():
         if key.startswith(("CRYPTO_ASSETS_", "DAGSTER_HOME")):
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("CRYPTO_ASSETS_SYMBOLS", "BTC,ETH")
-    pipeline_env.server.set_faults(FaultConfig(corrupt={"binance": ["high_lt_low"]}))
+    with dg.instance_for_test() as instance:
+        stored = dg.materialize([raw_prices], instance=instance, resources=build_resources(), partition_key="2022-05-10")
+        assert stored.success
+    with wh.connect(pipeline_env.duckdb_path) as conn:
+        conn.execute(
+            "UPDATE raw.prices SET high = low - 1 WHERE symbol = 'BTC' AND ts = TIMESTAMPTZ '2022-05-10 12:00:00+00'"
+        )
+    prices = [spec.name for spec in registry.providers_of("prices")]
+    pipeline_env.server.set_faults(FaultConfig(down=prices))
     return pipeline_env
 
 

@@ -19,14 +19,14 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from crypto_assets.defs.prices import failure_report
 from crypto_assets.errors import ConfigError, ProviderError, UnknownSymbolError
 from crypto_assets.http import HttpClient
 from crypto_assets.providers.binance import BinanceClient
 from crypto_assets.providers.coinbase import CoinbaseClient
 from crypto_assets.providers.cryptocompare import CryptoCompareClient
 from crypto_assets.providers.kraken import KrakenClient
-from crypto_assets.providers.prices import PRICE_COLUMNS, fetch_prices_with_failover, make_price_client
+from crypto_assets.providers import registry
+from crypto_assets.providers.prices import PRICE_COLUMNS, FailoverResult, fetch_prices_with_failover
 from crypto_assets_tests.fakes import FakeTime
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api_samples"
@@ -45,6 +45,15 @@ def make(cls, server: HTTPServer, fake: FakeTime, api_key: str | None = None, **
     options.update(http_options)
     http = HttpClient(cls.name, server.url_for("/"), **options)
     return cls(server.url_for("/"), http=http, api_key=api_key)
+
+
+def served_days(result: FailoverResult) -> dict[str, int]:
+    """Days served per provider."""
+    counts: dict[str, int] = {}
+    for outcome in result.days.values():
+        if outcome.provider:
+            counts[outcome.provider] = counts.get(outcome.provider, 0) + 1
+    return counts
 
 
 def seen(server: HTTPServer, prefix: str = "/") -> list[Request]:
@@ -197,16 +206,19 @@ def test_binance_drops_unfinished_bar_and_does_not_ask_for_it(httpserver: HTTPSe
     assert len(seen(httpserver)) == 1
 
 
-def test_binance_range_is_half_open_and_dedup_keeps_last(httpserver: HTTPServer, fake: FakeTime) -> None:
+def test_binance_range_is_half_open_and_repeats_are_left_to_the_failover(
+    httpserver: HTTPServer, fake: FakeTime
+) -> None:
     def shuffle_and_duplicate(rows):
         dup = list(rows[1])
-        dup[4] = "1.00000000"  # a later copy of the same bar wins
+        dup[4] = "1.00000000"  # a second, different answer for the same hour
         return [rows[2], rows[1], rows[0], dup]
 
     serve_binance(httpserver, BARS[:3], mutate=shuffle_and_duplicate)
     frame = make(BinanceClient, httpserver, fake).fetch_hourly("BTC", T0, T0 + dt.timedelta(hours=3), now=LATER)
-    assert frame["ts"].is_monotonic_increasing and len(frame) == 3
-    assert frame["close"].tolist() == [BARS[0][4], 1.0, BARS[2][4]]
+    # sorted, and both answers for 01:00 kept: the client never picks one silently
+    assert frame["ts"].is_monotonic_increasing and len(frame) == 4
+    assert sorted(frame.loc[frame["ts"] == pd.Timestamp(T0) + pd.Timedelta(hours=1), "close"]) == [1.0, BARS[1][4]]
     httpserver.clear()
     serve_binance(httpserver, BARS[:3])
     frame = make(BinanceClient, httpserver, fake).fetch_hourly(
@@ -215,7 +227,7 @@ def test_binance_range_is_half_open_and_dedup_keeps_last(httpserver: HTTPServer,
     assert frame["ts"].tolist() == [pd.Timestamp(T0) + pd.Timedelta(hours=1)]
 
 
-@pytest.mark.parametrize("junk", ["abc", "NaN", "", None, True])
+@pytest.mark.parametrize("junk", ["abc", "", None, True])
 def test_binance_junk_price_names_the_row(httpserver: HTTPServer, fake: FakeTime, junk) -> None:
     def spoil(rows):
         rows[2][4] = junk
@@ -440,7 +452,9 @@ def test_failover_to_second_provider_when_first_is_down(httpserver: HTTPServer, 
     result = fetch_prices_with_failover("BTC", DAYS, clients, now=LATER)
     pd.testing.assert_frame_equal(result.frame, expected_frame(day_bars(*DAYS), "coinbase"))
     assert result.failed_days == {}
-    assert result.provider_days == {"binance": 0, "coinbase": 3}
+    assert served_days(result) == {"coinbase": 3}
+    assert {o.status for o in result.days.values()} == {"complete"}
+    assert "binance: HTTP 503" in result.days[DAYS[0]].detail and "coinbase: 24 bars" in result.days[DAYS[0]].detail
     # The failed 3-day request is bisected ([4-6] -> [4], [5-6] -> [5], [6]): 5 failed calls of 2 attempts,
     # after which Binance's circuit is open and no more calls go to it.
     assert result.stats["by_provider"]["binance"]["failures"] == 5
@@ -459,7 +473,9 @@ def test_failover_mixes_providers_per_day_in_few_requests(httpserver: HTTPServer
         ignore_index=True,
     )
     pd.testing.assert_frame_equal(result.frame, expected)
-    assert result.provider_days == {"binance": 2, "coinbase": 1}
+    assert served_days(result) == {"binance": 2, "coinbase": 1}
+    assert result.days[DAYS[2]].detail == "binance: no bars; coinbase: 24 bars"
+    assert result.days[DAYS[0]].detail == "binance: 24 bars"  # the next provider was not asked for it
     assert len(seen(httpserver, "/api/v3/klines")) == 1  # the whole range at once
     coinbase_requests = seen(httpserver, "/products/")
     assert len(coinbase_requests) == 1 and coinbase_requests[0].args["start"] == "2022-05-06T00:00:00Z"
@@ -475,32 +491,105 @@ def test_day_no_provider_serves_lands_in_failed_days(httpserver: HTTPServer, fak
         make(CryptoCompareClient, httpserver, fake, api_key=SECRET),
     ]
     result = fetch_prices_with_failover("BTC", DAYS, clients, now=LATER)
-    assert result.provider_days == {"binance": 1, "coinbase": 0, "cryptocompare": 1}
+    assert served_days(result) == {"binance": 1, "cryptocompare": 1}
     assert set(result.frame["provider"]) == {"binance", "cryptocompare"}
     assert list(result.failed_days) == [DAYS[2]]
-    messages = result.failed_days[DAYS[2]]
-    assert set(messages) == {"binance", "coinbase", "cryptocompare"}
-    assert "binance: no bars for 2022-05-06" in messages["binance"]
-    assert "coinbase: HTTP 502 (HTML error page) after 2 attempts" in messages["coinbase"]
-    assert "cryptocompare: no bars for 2022-05-06" in messages["cryptocompare"]
-    assert all(SECRET not in text for text in messages.values())
-    assert failure_report({DAYS[2]: {"BTC": messages}}) == "2022-05-06 BTC: " + "; ".join(messages.values())
+    failed = result.days[DAYS[2]]
+    assert (failed.status, failed.bars, failed.provider) == ("failed", 0, None)
+    assert failed.detail.startswith("binance: no bars; coinbase: HTTP 502 (HTML error page) after 2 attempts")
+    assert failed.detail.endswith("cryptocompare: no bars")
+    assert SECRET not in failed.detail
 
 
-def test_failure_report_has_one_line_per_symbol_and_stretch_of_days_with_the_same_errors() -> None:
-    down = {"binance": "binance: HTTP 503 after 5 attempts (url)", "coinbase": "coinbase: circuit open (url)"}
-    other = {"binance": "binance: no bars for the day (url)", "coinbase": "coinbase: no bars for the day (url)"}
-    days = [dt.date(2022, 5, d) for d in (4, 5, 6, 8)]
-    failed = {day: {"ETH": down, "BTC": down} for day in days}  # 05-07 landed: two stretches per symbol
-    failed[days[1]]["ETH"] = other  # ETH's 05-05 failed differently
-    assert failure_report(failed).splitlines() == [
-        "2022-05-04..2022-05-06 BTC: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
-        "2022-05-08 BTC: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
-        "2022-05-04 ETH: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
-        "2022-05-05 ETH: binance: no bars for the day (url); coinbase: no bars for the day (url)",
-        "2022-05-06 ETH: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
-        "2022-05-08 ETH: binance: HTTP 503 after 5 attempts (url); coinbase: circuit open (url)",
-    ]
+def test_every_provider_answering_without_bars_is_no_data_not_a_failure(httpserver: HTTPServer, fake: FakeTime) -> None:
+    """Before a listing (or after a delisting) every provider answers without error and none has a bar."""
+    listing = DAYS[1]
+    serve_binance(httpserver, day_bars(listing, DAYS[2]))
+    serve_coinbase(httpserver, day_bars(listing, DAYS[2]))
+    clients = [make(BinanceClient, httpserver, fake), make(CoinbaseClient, httpserver, fake)]
+    result = fetch_prices_with_failover("BTC", DAYS, clients, now=LATER)
+    assert {day: o.status for day, o in result.days.items()} == {
+        DAYS[0]: "no_data",
+        DAYS[1]: "complete",
+        DAYS[2]: "complete",
+    }
+    assert result.failed_days == {}
+    assert result.days[DAYS[0]].detail == "binance: no bars; coinbase: no bars"
+
+
+def test_the_most_complete_answer_wins_the_whole_day(httpserver: HTTPServer, fake: FakeTime) -> None:
+    """A partial day asks the next providers; the most complete answer is taken as a whole (never stitched),
+    the earlier provider winning ties; the gap stays visible as ``partial``."""
+    first = [b for b in day_bars(DAYS[0]) if not 10 <= dt.datetime.fromtimestamp(b[0] / 1000, UTC).hour < 13]
+    second = [b for b in day_bars(DAYS[0]) if dt.datetime.fromtimestamp(b[0] / 1000, UTC).hour != 5]
+    serve_binance(httpserver, first + day_bars(DAYS[1]))  # 21 of 24 bars on the first day
+    serve_coinbase(httpserver, second)  # 23 of 24
+    clients = [make(BinanceClient, httpserver, fake), make(CoinbaseClient, httpserver, fake)]
+    result = fetch_prices_with_failover("BTC", DAYS[:2], clients, now=LATER)
+    day = result.days[DAYS[0]]
+    assert (day.status, day.bars, day.provider) == ("partial", 23, "coinbase")
+    assert day.detail == "binance: 21 bars; coinbase: 23 bars"
+    served = result.frame[result.frame["ts"].dt.date == DAYS[0]]
+    assert set(served["provider"]) == {"coinbase"} and len(served) == 23
+    assert result.days[DAYS[1]].status == "complete" and result.days[DAYS[1]].provider == "binance"
+
+
+def test_a_young_day_with_every_closed_hour_is_complete_and_asks_no_one_else(
+    httpserver: HTTPServer, fake: FakeTime
+) -> None:
+    serve_binance(httpserver, BARS)
+    serve_coinbase(httpserver, BARS)
+    now = dt.datetime.combine(DAYS[0], dt.time(13, 5), tzinfo=UTC)
+    clients = [make(BinanceClient, httpserver, fake), make(CoinbaseClient, httpserver, fake)]
+    result = fetch_prices_with_failover("BTC", [DAYS[0]], clients, now=now)
+    day = result.days[DAYS[0]]
+    assert (day.status, day.bars, day.provider) == ("complete", 13, "binance")
+    assert seen(httpserver, "/products/") == []
+
+
+@pytest.mark.parametrize(
+    ("spoil", "words"),
+    [
+        (
+            lambda rows: [*rows, [*rows[7][:4], "99999.00000000", *rows[7][5:]]],
+            "two different bars for 2022-05-04 07:00",
+        ),
+        (lambda rows: [*rows, list(rows[7])], None),  # an identical repeat is simply de-duplicated
+        (lambda rows: [r if i != 3 else [*r[:4], "NaN", *r[5:]] for i, r in enumerate(rows)], "close nan at"),
+        (lambda rows: [r if i != 3 else [*r[:3], "-5.00000000", *r[4:]] for i, r in enumerate(rows)], "low -5.0 at"),
+        (lambda rows: [r if i != 3 else [r[0], r[1], r[3], r[2], *r[4:]] for i, r in enumerate(rows)], "below low"),
+    ],
+)
+def test_a_contradictory_answer_is_rejected_for_its_day_and_the_next_provider_asked(
+    httpserver: HTTPServer, fake: FakeTime, spoil, words
+) -> None:
+    serve_binance(httpserver, day_bars(DAYS[0]), mutate=spoil)
+    serve_coinbase(httpserver, BARS)
+    clients = [make(BinanceClient, httpserver, fake), make(CoinbaseClient, httpserver, fake)]
+    result = fetch_prices_with_failover("BTC", [DAYS[0]], clients, now=LATER)
+    day = result.days[DAYS[0]]
+    if words is None:
+        assert (day.status, day.bars, day.provider) == ("complete", 24, "binance")
+        pd.testing.assert_frame_equal(result.frame, expected_frame(day_bars(DAYS[0]), "binance"))
+        return
+    assert (day.status, day.provider) == ("complete", "coinbase")
+    assert day.detail.startswith("binance: answer rejected: ") and words in day.detail
+    assert day.detail.endswith("coinbase: 24 bars")
+
+
+def test_a_contradiction_no_one_else_can_replace_fails_that_day_alone(httpserver: HTTPServer, fake: FakeTime) -> None:
+    def negative_close_on_the_second_day(rows):
+        return [[*r[:4], "-1.00000000", *r[5:]] if r[0] == ms(T0) + 30 * HOUR_MS else r for r in rows]
+
+    serve_binance(httpserver, day_bars(*DAYS), mutate=negative_close_on_the_second_day)
+    result = fetch_prices_with_failover("BTC", DAYS, [make(BinanceClient, httpserver, fake)], now=LATER)
+    assert {day: o.status for day, o in result.days.items()} == {
+        DAYS[0]: "complete",
+        DAYS[1]: "failed",
+        DAYS[2]: "complete",
+    }
+    assert "binance: answer rejected: close -1.0 at 2022-05-05 06:00 UTC" == result.days[DAYS[1]].detail
+    assert set(result.frame["ts"].dt.date) == {DAYS[0], DAYS[2]}
 
 
 def test_unknown_symbol_moves_every_day_on_without_more_requests(httpserver: HTTPServer, fake: FakeTime) -> None:
@@ -511,21 +600,30 @@ def test_unknown_symbol_moves_every_day_on_without_more_requests(httpserver: HTT
     clients = [make(c, httpserver, fake) for c in (BinanceClient, CoinbaseClient, KrakenClient)]
     result = fetch_prices_with_failover("NOPE", days, clients, now=LATER)
     assert result.frame.empty and list(result.frame.columns) == list(PRICE_COLUMNS)
-    assert list(result.failed_days) == days
-    for messages in result.failed_days.values():
-        assert "Invalid symbol." in messages["binance"]
-        assert "NotFound" in messages["coinbase"]
-        assert "Unknown asset pair" in messages["kraken"]
+    # every provider answered "not listed": no data, not a failure (a re-run would not help)
+    assert result.failed_days == {} and result.with_status("no_data") == days
+    for outcome in result.days.values():
+        assert "binance: not listed (unknown symbol NOPEUSDT: Invalid symbol." in outcome.detail
+        assert "coinbase: not listed (unknown product NOPE-USD" in outcome.detail
+        assert "kraken: not listed (unknown asset pair: EQuery:Unknown asset pair)" in outcome.detail
     assert len(httpserver.log) == 3  # one answer per provider was enough
 
 
-def test_make_price_client() -> None:
-    client = make_price_client("cryptocompare", "http://127.0.0.1:9/cc/", api_key="k")
-    assert isinstance(client, CryptoCompareClient) and client.name == "cryptocompare"
+def test_clients_are_built_through_the_registry() -> None:
+    clients, skipped = registry.build_clients(
+        "prices",
+        ["cryptocompare", "kraken"],
+        urls={"cryptocompare": "http://127.0.0.1:9/cc/", "kraken": "http://x"},
+        options={},
+        keys={"CRYPTOCOMPARE_API_KEY": "k"},
+        rate_limited=True,
+    )
+    client, kraken = clients
+    assert isinstance(client, CryptoCompareClient) and client.name == "cryptocompare" and client.api_key == "k"
     assert client.http.base_url == "http://127.0.0.1:9/cc" and client.http.provider == "cryptocompare"
-    assert isinstance(make_price_client("kraken", "http://x"), KrakenClient)
-    with pytest.raises(ConfigError, match="unknown price provider 'bitstamp'"):
-        make_price_client("bitstamp", "http://x")
+    assert isinstance(kraken, KrakenClient) and skipped == []
+    with pytest.raises(ConfigError, match="unknown provider 'nope'"):
+        registry.build_clients("prices", ["nope"], urls={}, options={}, keys={}, rate_limited=True)
 
 
 def test_one_bad_day_is_bisected_out_of_a_multi_day_request(httpserver: HTTPServer, fake: FakeTime) -> None:
@@ -542,7 +640,7 @@ def test_one_bad_day_is_bisected_out_of_a_multi_day_request(httpserver: HTTPServ
     serve_coinbase(httpserver, BARS)
     clients = [make(BinanceClient, httpserver, fake, max_attempts=1), make(CoinbaseClient, httpserver, fake)]
     result = fetch_prices_with_failover("BTC", DAYS, clients, now=LATER)
-    assert result.provider_days == {"binance": 2, "coinbase": 1}
+    assert served_days(result) == {"binance": 2, "coinbase": 1}
     assert result.failed_days == {}
     served = result.frame.groupby(result.frame["ts"].dt.date)["provider"].first().to_dict()
     assert served == {DAYS[0]: "binance", DAYS[1]: "coinbase", DAYS[2]: "binance"}

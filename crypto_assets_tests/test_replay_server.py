@@ -22,8 +22,11 @@ import requests
 from crypto_assets.config import REPO_ROOT, load_settings
 from crypto_assets.errors import ConfigError
 from crypto_assets.replay import REPLAY_DIR, FaultConfig, ReplayServer, load_bundled_news, load_bundled_prices
+from crypto_assets.providers import registry
+from crypto_assets.providers.rss import FEEDS, feed_members
+from crypto_assets.replay.data import bundled_news_index
 from crypto_assets.replay.faults import decide
-from crypto_assets.replay.server import FEEDS, _news_index, main
+from crypto_assets.replay.server import main
 
 BTC_FIRST_OPEN_MS = 1651622400000  # 2022-05-04 00:00 UTC
 BTC_FIRST = (37728.95, 37943.66, 37670.0, 37902.06, 1198.37701)  # open, high, low, close, volume
@@ -285,38 +288,37 @@ def test_rss_feeds_parse_with_rfc822_dates(fresh, http):
 
 
 def feed_items(name: str) -> list[dict]:
-    news = _news_index()
-    return [news.items[i] for i in news.feeds[name]]
+    news = bundled_news_index()
+    return [news.items[i] for i in feed_members(news)[name]]
 
 
 def test_env_points_every_provider_at_the_server(server):
+    """Every registered provider is replayed, and the server's env points each one's client at it."""
     env = server.env()
-    assert set(env) == {
-        "CRYPTO_ASSETS_BINANCE_URL",
-        "CRYPTO_ASSETS_COINBASE_URL",
-        "CRYPTO_ASSETS_KRAKEN_URL",
-        "CRYPTO_ASSETS_CRYPTOCOMPARE_URL",
-        "CRYPTO_ASSETS_RSS_FEEDS",
-        "CRYPTO_ASSETS_RATE_LIMITS",
-    }
     settings = load_settings(env)
-    assert settings.provider_urls["binance"] == f"{server.url}/binance"
-    assert len(settings.rss_feeds) == len(FEEDS)
+    for spec in registry.all_providers():
+        assert spec.replay is not None, f"{spec.name} has no replay format"
+        if spec.url_env:
+            assert env[spec.url_env] == f"{server.url}/{spec.name}"
+            assert settings.provider_urls[spec.name] == f"{server.url}/{spec.name}"
+    assert len(settings.provider_options["rss"]["feeds"]) == len(FEEDS)
     assert not settings.rate_limits and load_settings({}).rate_limits
 
 
 def test_resources_build_clients_without_rate_limits_for_the_replay_server(server, monkeypatch):
     """The replay server's env turns the limiters off in every client the resources build; live keeps them."""
-    from crypto_assets.defs.news import news_clients
     from crypto_assets.defs.resources import build_resources
     from crypto_assets.http import rate_limiter
 
     for name, value in server.env().items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CRYPTO_ASSETS_PRICE_PROVIDERS", "binance,coinbase,cryptocompare")
+    monkeypatch.setenv("CRYPTO_ASSETS_NEWS_PROVIDERS", "cryptocompare,rss")
+    monkeypatch.setenv("CRYPTOCOMPARE_API_KEY", "test-key-1234")
     for rate_limited in (False, True):
         monkeypatch.setenv("CRYPTO_ASSETS_RATE_LIMITS", "on" if rate_limited else "off")
         resources = build_resources()
-        clients = [*resources["price_sources"].clients(), *news_clients(None, resources["news_sources"]).values()]
+        clients = [*resources["price_sources"].clients(), *resources["news_sources"].clients()]
         assert [c.name for c in clients] == ["binance", "coinbase", "cryptocompare", "cryptocompare", "rss"]
         for c in clients:
             shared = c.http.limiter is rate_limiter(c.name, c.rate_per_second)
@@ -451,7 +453,9 @@ def test_admin_endpoints(fresh, http):
     candles(fresh, http)
     http.get(f"{fresh.url}/rss/decrypt.xml")
     stats = http.get(f"{fresh.url}/_stats").json()
-    assert stats == {"binance": 2, "coinbase": 1, "kraken": 0, "cryptocompare": 0, "rss": 1} == fresh.stats()
+    assert stats == fresh.stats()
+    assert set(stats) == {spec.name for spec in registry.all_providers()}
+    assert {name: count for name, count in stats.items() if count} == {"binance": 2, "coinbase": 1, "rss": 1}
 
     r = http.post(f"{fresh.url}/_faults", json={"down": ["coinbase"]})
     assert r.status_code == 200 and fresh.faults.down == ["coinbase"]
@@ -510,12 +514,13 @@ def test_main_serves_until_sigterm():
 
 def test_aliases_serve_a_bundled_symbols_bars_under_another_name():
     """Benchmark-only option: every price provider serves BTC's bars under ZZ01 too, through the real clients."""
-    from crypto_assets.providers.prices import make_price_client
+    from crypto_assets.providers.registry import ClientConfig
 
     start, end = datetime(2022, 6, 1, tzinfo=UTC), datetime(2022, 6, 3, tzinfo=UTC)
     with ReplayServer(aliases={"ZZ01": "BTC"}) as srv:
-        for provider in ("binance", "coinbase", "cryptocompare", "kraken"):
-            client = make_price_client(provider, srv.base_url(provider))
+        for spec in registry.providers_of("prices"):
+            provider = spec.name
+            client = spec.client("prices", ClientConfig(srv.base_url(provider), api_key="replay-key"))
             alias = client.fetch_hourly("ZZ01", start, end, now=srv.clock)
             real = client.fetch_hourly("BTC", start, end, now=srv.clock)
             if provider == "kraken":  # only the latest 720 hours exist at Kraken

@@ -24,6 +24,24 @@ bootstrap_job = dg.define_asset_job(
     ),
 )
 
+# The assets whose partitions read earlier days (TimeWindowPartitionMappings): after older days are built,
+# their newer partitions within that look-back are recomputed, so any build order ends with one full build's
+# tables (features.md, "order independence"). `crypto-assets bootstrap` runs it; see docs/quality.md.
+lookback_job = dg.define_asset_job(
+    name="recompute_lookback",
+    selection=dg.AssetSelection.assets(
+        ["features", "technical_indicators"],
+        ["features", "sentiment_hourly"],
+        ["features", "feature_vectors"],
+        ["ml", "training_set"],
+    ),
+    description=(
+        "Recompute the partitions whose look-back (14 days for indicators, 1 day for 24-hour windows) reaches "
+        "newly built older days, then the training set. Launched by `crypto-assets bootstrap` after a backfill "
+        "of days older than ones already built."
+    ),
+)
+
 refresh_job = dg.define_asset_job(
     name="refresh_day",
     selection=EVERY_ASSET,

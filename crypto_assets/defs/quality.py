@@ -123,6 +123,14 @@ PRICE_CHECKS = {
             asset=RAW_PRICES,
             description="data freshness: the newest bar STORED closed within 2 h of now (not when the asset last ran)",
         ),
+        dg.AssetCheckSpec(
+            "symbol_day_coverage",
+            asset=RAW_PRICES,
+            description=(
+                "every (symbol, day) of the run served completely (raw.price_coverage): failed ones are errors (a "
+                "re-run can help), partial and no_data ones (gaps, not listed yet, delisted) warnings; never blocking"
+            ),
+        ),
     ]
 }
 
@@ -152,6 +160,16 @@ def raw_prices_checks(
     yield _freshness_result(
         newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar", check=PRICE_CHECKS["prices_data_freshness"]
     )
+    with warehouse.get_connection() as conn:
+        coverage = wh.read_window(
+            conn,
+            "raw.price_coverage",
+            time_column="day",
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            symbols=universe.symbols,
+        )
+    yield to_check_result(q.symbol_day_coverage(coverage), check=PRICE_CHECKS["symbol_day_coverage"])
 
 
 def _completeness(
@@ -228,6 +246,14 @@ NEWS_CHECKS = {
             asset=RAW_NEWS,
             description="data freshness: the newest article STORED is under 6 h old",
         ),
+        dg.AssetCheckSpec(
+            "news_coverage",
+            asset=RAW_NEWS,
+            description=(
+                "every hour of the run's days was covered by at least one news provider (raw.news_coverage); "
+                "uncovered hours make sentiment null there, never 0 (warning)"
+            ),
+        ),
     ]
 }
 
@@ -251,6 +277,12 @@ def raw_news_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
         )
     yield _freshness_result(
         newest, timedelta(0), NEWS_FRESHNESS_WARN, "article", check=NEWS_CHECKS["news_data_freshness"]
+    )
+    start, end = run_window(context)
+    with warehouse.get_connection() as conn:
+        coverage = wh.read_window(conn, "raw.news_coverage", time_column="window_start", start=start, end=end)
+    yield to_check_result(
+        q.news_coverage_by_day(coverage, start, end, datetime.now(UTC)), check=NEWS_CHECKS["news_coverage"]
     )
 
 

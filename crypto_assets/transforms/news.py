@@ -433,9 +433,7 @@ def carried_forward(
     }
     if not carried:
         return fresh, stored_news.iloc[:0], []
-    keep_fresh = [
-        (provider, day) not in carried for provider, day in zip(fresh["provider"], fresh_day, strict=True)
-    ]
+    keep_fresh = [(provider, day) not in carried for provider, day in zip(fresh["provider"], fresh_day, strict=True)]
     keep_stored = stored_ok & pd.Series(
         [(p, d) in carried for p, d in zip(stored["provider"], stored_day, strict=True)], index=stored.index
     )

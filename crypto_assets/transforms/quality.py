@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.schemas import ALL_SYMBOLS, FEATURE_COLUMNS, SPLITS
+from crypto_assets.transforms.news import covered_hours
 
 Severity = Literal["error", "warn"]
 HOUR = pd.Timedelta(hours=1)
@@ -761,3 +762,150 @@ def partition_scores(
         "accuracy_score", "overall_score", "computed_at",
     ]  # fmt: skip
     return frame[columns].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------- coverage
+
+
+def _day_list(days: Sequence[Any], limit: int = 8) -> str:
+    """``2022-05-04..2022-05-06, 2022-05-09`` (stretches of consecutive days), cut after ``limit`` stretches."""
+    ordered = sorted({pd.Timestamp(day).date() for day in days})
+    stretches: list[list[Any]] = []
+    for day in ordered:
+        if stretches and (day - stretches[-1][-1]).days == 1:
+            stretches[-1].append(day)
+        else:
+            stretches.append([day])
+    shown = [f"{s[0]}" if len(s) == 1 else f"{s[0]}..{s[-1]}" for s in stretches[:limit]]
+    more = f" and {len(stretches) - limit} more stretches" if len(stretches) > limit else ""
+    return ", ".join(shown) + more
+
+
+def symbol_day_coverage(coverage: pd.DataFrame, *, max_rows: int = MAX_FAILURE_ROWS) -> RuleResult:
+    """raw.price_coverage of a run: failed (symbol, day)s are errors, partial and no_data ones warnings.
+
+    Never meant to block: a (symbol, day) is the unit of failure, and the other symbols' days flow on.
+    """
+    if coverage.empty:
+        return _skipped("symbol_day_coverage", "warn", "no raw.price_coverage rows for the run's days")
+    counts = coverage["status"].value_counts().to_dict()
+    problems = coverage[coverage["status"] != "complete"]
+    parts = []
+    for status in ("failed", "partial", "no_data"):
+        rows = problems[problems["status"] == status]
+        if not rows.empty:
+            per_symbol = "; ".join(
+                f"{symbol} {_day_list(group['day'], 3)}" for symbol, group in rows.groupby("symbol", sort=True)
+            )
+            parts.append(f"{len(rows)} {status} ({per_symbol})")
+    failed = counts.get("failed", 0)
+    description = (
+        f"{counts.get('complete', 0)} of {len(coverage)} symbol-days complete"
+        + (": " + "; ".join(parts) if parts else "")
+        + ("; failed ones keep their earlier bars, re-run them once a provider recovers" if failed else "")
+    )
+    return RuleResult(
+        passed=problems.empty,
+        severity="error" if failed else "warn",
+        description=description,
+        failures=_head(problems[["symbol", "day", "status", "bars", "provider", "detail"]], max_rows),
+        metrics={status: int(counts.get(status, 0)) for status in ("complete", "partial", "no_data", "failed")},
+        name="symbol_day_coverage",
+    )
+
+
+def news_coverage_by_day(
+    coverage: pd.DataFrame, start: datetime | None, end: datetime | None, now: datetime
+) -> RuleResult:
+    """The run's days that no news provider covered (fully or in part), from raw.news_coverage."""
+    if start is None or end is None:
+        if coverage.empty:
+            return _skipped("news_coverage", "warn", "no raw.news_coverage rows")
+        start = coverage["window_start"].min().floor("D").to_pydatetime()
+        end = (coverage["window_end"].max().ceil("D")).to_pydatetime()
+    end = min(_utc(end, "end"), _utc(now, "now").floor("h"))
+    hours = covered_hours(coverage, _utc(start, "start"), end)
+    if hours.empty:
+        return _skipped("news_coverage", "warn", "no closed hour in the run's window")
+    by_day = hours.groupby(hours.index.floor("D")).agg(["sum", "size"])
+    uncovered = by_day.index[by_day["sum"] == 0]
+    partly = by_day.index[(by_day["sum"] > 0) & (by_day["sum"] < by_day["size"])]
+    failures = pd.DataFrame(
+        {
+            "day": [str(day.date()) for day in by_day.index],
+            "covered_hours": by_day["sum"].astype(int).to_numpy(),
+            "hours": by_day["size"].astype(int).to_numpy(),
+        }
+    )
+    failures = failures[failures["covered_hours"] < failures["hours"]]
+    parts = []
+    if len(uncovered):
+        parts.append(f"no news provider covered {_day_list(uncovered)}")
+    if len(partly):
+        parts.append(f"partly covered: {_day_list(partly)}")
+    covered_share = float(hours.mean())
+    return RuleResult(
+        passed=not parts,
+        severity="warn",
+        description=(
+            f"{covered_share:.0%} of the run's hours covered by a news provider"
+            + (": " + "; ".join(parts) + " (sentiment is null where nobody looked)" if parts else "")
+        ),
+        failures=_head(failures, MAX_FAILURE_ROWS),
+        metrics={
+            "covered_share": round(covered_share, 4),
+            "uncovered_days": len(uncovered),
+            "partly_covered_days": len(partly),
+        },
+        name="news_coverage",
+    )
+
+
+def price_coverage_report(
+    coverage: pd.DataFrame, first: date, last: date, symbols: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """What a bootstrap over ``first`` .. ``last`` got per symbol, from raw.price_coverage: (report lines, problems).
+
+    Problems (a symbol with no bar at all: unknown or not listed; failed (symbol, day)s, which a re-run can fix)
+    make the command fail; listings, delistings and gaps are reported as facts.
+    """
+    lines: list[str] = []
+    problems: list[str] = []
+    for symbol in symbols:
+        mine = coverage[coverage["symbol"] == symbol].copy()
+        mine["day"] = pd.to_datetime(mine["day"]).dt.date
+        mine = mine.sort_values("day")
+        served = mine[mine["status"].isin(["complete", "partial"])]
+        failed = mine[mine["status"] == "failed"]
+        no_data = mine[mine["status"] == "no_data"]
+        partial = mine[mine["status"] == "partial"]
+        if served.empty:
+            if failed.empty:
+                problems.append(f"{symbol}: no provider has any bar between {first} and {last} (unknown or not listed)")
+            else:
+                problems.append(
+                    f"{symbol}: no bar stored; {len(failed)} day(s) failed ({_day_list(failed['day'], 3)}): "
+                    f"{failed['detail'].iloc[0]}; run the same command again once a provider recovers"
+                )
+            continue
+        first_bar, last_bar = served["day"].iloc[0], served["day"].iloc[-1]
+        before = no_data[no_data["day"] < first_bar]
+        after = no_data[no_data["day"] > last_bar]
+        if not before.empty and len(before) == (first_bar - first).days:
+            lines.append(f"{symbol}: first bar on {first_bar}: no provider has bars before it (listed then)")
+        if not after.empty and len(after) == (last - last_bar).days:
+            lines.append(f"{symbol}: no bar after {last_bar}: no provider has bars after it (delisted or halted)")
+        inner = no_data[(no_data["day"] > first_bar) & (no_data["day"] < last_bar)]
+        if not inner.empty:
+            lines.append(f"{symbol}: no provider had bars on {_day_list(inner['day'], 4)} (a gap in the market data)")
+        if not partial.empty:
+            lines.append(
+                f"{symbol}: {len(partial)} partial day(s), {int(partial['bars'].sum())} of {24 * len(partial)} bars "
+                f"({_day_list(partial['day'], 4)}): the missing hours stay missing, features there are null"
+            )
+        if not failed.empty:
+            problems.append(
+                f"{symbol}: {len(failed)} day(s) failed ({_day_list(failed['day'], 4)}): {failed['detail'].iloc[0]}; "
+                "the other days landed; run the same command again once a provider recovers"
+            )
+    return lines, problems
