@@ -26,10 +26,23 @@ def webhook_url(env: Mapping[str, str] | None = None) -> str | None:
     value = (os.environ if env is None else env).get(WEBHOOK_ENV)
     if not value:
         return None
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError(f"{WEBHOOK_ENV}={value!r}: expected an http(s) URL such as a Slack incoming-webhook URL")
-    return value
+    # A webhook URL is a secret (anyone holding it can post): say what is wrong with its shape, never the value.
+    try:
+        parsed = urlparse(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https"):
+        what = "does not start with http:// or https://"
+    elif not parsed.hostname:
+        what = "has no host name after the scheme"
+    elif any(ch.isspace() for ch in value):
+        what = "contains whitespace"
+    else:
+        return value
+    raise ConfigError(
+        f"{WEBHOOK_ENV} is set but {what} ({len(value)} characters; the value is not shown): "
+        "set it to an incoming-webhook URL such as Slack's https://hooks.slack.com/services/..., or unset it"
+    )
 
 
 def slack_payload(kind: str, title: str, details: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -59,8 +59,13 @@ def _open_export(path: Path, what: str) -> Iterator[pa.NativeFile]:
         source.close()
 
 
-def _utc(name: str, value: str | datetime | pd.Timestamp) -> pd.Timestamp:
+def _utc(name: str, value: str | date | datetime | pd.Timestamp) -> pd.Timestamp:
     problem = f"{name}={value!r} is not a date or time: use e.g. '2022-06-01' or '2022-06-01 12:00' (UTC)"
+    # pandas reads a number as nanoseconds since 1970 (20221201 -> 1970-01-01 00:00:00.020221201): refuse it.
+    if not isinstance(value, str | date | pd.Timestamp) or isinstance(value, bool):
+        raise TypeError(
+            f"{problem}, a str, datetime.date, datetime.datetime or pandas.Timestamp; not {type(value).__name__}"
+        )
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:

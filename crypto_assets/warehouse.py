@@ -332,6 +332,6 @@ def export_parquet(conn: duckdb.DuckDBPyConnection, table: str, duckdb_path: str
     target = exports_dir(duckdb_path) / f"{table}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    conn.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO '{tmp}' (FORMAT parquet)")
+    conn.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO ? (FORMAT parquet)", [str(tmp)])
     os.replace(tmp, target)
     return target

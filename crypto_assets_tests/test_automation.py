@@ -116,7 +116,9 @@ def corrupt_env(pipeline_env, monkeypatch):
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("CRYPTO_ASSETS_SYMBOLS", "BTC,ETH")
     with dg.instance_for_test() as instance:
-        stored = dg.materialize([raw_prices], instance=instance, resources=build_resources(), partition_key="2022-05-10")
+        stored = dg.materialize(
+            [raw_prices], instance=instance, resources=build_resources(), partition_key="2022-05-10"
+        )
         assert stored.success
     with wh.connect(pipeline_env.duckdb_path) as conn:
         conn.execute(

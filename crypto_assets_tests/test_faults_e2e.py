@@ -459,8 +459,12 @@ def test_unknown_but_well_formed_symbol(pipeline_env) -> None:
         (("--start", "2021-12-25", "--end", "2022-01-02"), {}, "before the first partition 2022-01-01"),
         (("--days", "100000"), {}, "before the first partition"),
         (("--start", "2022-05-10", "--end", f"{datetime.now(UTC).date()}"), {}, "not a complete UTC day yet"),
-        ((), {"CRYPTO_ASSETS_ALERT_WEBHOOK": "hooks.slack.com/services/T0/B0/x"}, "CRYPTO_ASSETS_ALERT_WEBHOOK"),
-        ((), {"CRYPTO_ASSETS_ALERT_WEBHOOK": "ftp://hooks.example.com/x"}, r"expected an http\(s\) URL"),
+        (
+            (),
+            {"CRYPTO_ASSETS_ALERT_WEBHOOK": "hooks.slack.com/services/T0/B0/s3cr3tToken"},
+            "CRYPTO_ASSETS_ALERT_WEBHOOK is set but does not start with http:// or https://",
+        ),
+        ((), {"CRYPTO_ASSETS_ALERT_WEBHOOK": "https:///services/s3cr3tToken"}, "has no host name"),
         ((), {"CRYPTO_ASSETS_DUCKDB": "{root}/a_file/crypto.duckdb"}, "cannot open warehouse"),
         # sysfs: no regular file can be created there, not even by root (refused by access() or by DuckDB)
         ((), {"CRYPTO_ASSETS_DUCKDB": "/sys/crypto.duckdb"}, "cannot open warehouse|is not writable"),
@@ -471,7 +475,7 @@ def test_unknown_but_well_formed_symbol(pipeline_env) -> None:
         "days-too-many",
         "end-today",
         "webhook-no-scheme",
-        "webhook-ftp",
+        "webhook-no-host",
         "under-a-file",
         "sys",
         "555",
@@ -489,6 +493,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(pipeline_env, args, 
         args = ("--start", "2022-05-10", "--end", "2022-05-10")
     done = pipeline_env.run("bootstrap", *args, "--symbols", "BTC", **extra)
     assert done.returncode == 2, _tail(done)
+    assert "s3cr3tToken" not in done.stderr + done.stdout  # a webhook URL is a secret: never echoed
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("crypto-assets: error: ") and re.search(message, lines[0]), lines
     assert "not a DuckDB file" not in lines[0]  # none of these paths is a file: that hint would mislead

@@ -344,7 +344,10 @@ def test_newsapi_result_cap_and_bad_key(httpserver: HTTPServer, fake: FakeTime) 
     assert len(answer.articles) == 20  # the plan's cap ends paging quietly...
     oldest = answer.articles["published_at"].min().to_pydatetime()
     # ...and only from the oldest article reached is the day known
-    assert [(w.status, w.start, w.end) for w in answer.coverage] == [("skipped", day[0], oldest), ("ok", oldest, day[1])]
+    assert [(w.status, w.start, w.end) for w in answer.coverage] == [
+        ("skipped", day[0], oldest),
+        ("ok", oldest, day[1]),
+    ]
 
     wrong = NewsApiClient(url, api_key="wrong-key-123", http=http_for("newsapi", url, fake))
     failed = wrong.fetch(*day)

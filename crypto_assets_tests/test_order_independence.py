@@ -42,7 +42,8 @@ def build(root: Path, server: ReplayServer, windows: list[tuple[date, date]]) ->
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with wh.connect(env.duckdb_path, read_only=True) as conn:
         return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY {', '.join(key)}").df() for table, key in COMPARED.items()
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY {', '.join(key)}").df()
+            for table, key in COMPARED.items()
         }
 
 

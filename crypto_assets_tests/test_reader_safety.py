@@ -7,6 +7,8 @@ The unit tests write small synthetic tables through the real warehouse code (Duc
 
 from __future__ import annotations
 
+import datetime as dt
+
 import hashlib
 import json
 import os
@@ -275,6 +277,11 @@ def test_bad_arguments_say_what_is_wrong(warehouse, tmp_path: Path) -> None:
         load_training_table(start="2022-05-05", end="2022-05-04", duckdb_path=path)
     with pytest.raises(ValueError, match="start='yesterday-ish' is not a date or time"):
         load_training_table(start="yesterday-ish", duckdb_path=path)
+    # pandas would read a number as nanoseconds since 1970 and return everything: refused instead
+    for number in (20221201, 1.6e9, True):
+        with pytest.raises(TypeError, match=f"start={number!r} is not a date or time.*not {type(number).__name__}"):
+            load_training_table(start=number, duckdb_path=path)
+    assert len(load_training_table(start=dt.date(2022, 5, 5), duckdb_path=path)) > 0
     missing = tmp_path / "elsewhere" / "crypto.duckdb"
     with pytest.raises(FileNotFoundError, match=r"no training table at .*elsewhere.*crypto-assets demo"):
         load_training_table(duckdb_path=missing)

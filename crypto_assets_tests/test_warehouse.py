@@ -118,7 +118,10 @@ def test_corrupt_or_missing_locations_are_config_errors(tmp_path):
         pass
 
 
-def test_parquet_export_is_replaced_atomically(tmp_path):
+@pytest.mark.parametrize("folder", ["plain", "it's quoted", "with space; and 'two' quotes"])
+def test_parquet_export_is_replaced_atomically(tmp_path, folder):
+    (tmp_path / folder).mkdir()
+    tmp_path = tmp_path / folder
     path = tmp_path / "w.duckdb"
     with wh.connect(path) as conn:
         wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
