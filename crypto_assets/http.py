@@ -360,6 +360,9 @@ class HttpClient:
     the process; ``rate_per_second=None`` sends without client-side limit (only for servers you run
     yourself, such as the replay server: ``CRYPTO_ASSETS_RATE_LIMITS=off``).
 
+    ``backoff_base``/``backoff_max``/``backoff_floor``: waits between attempts without ``Retry-After`` grow from
+    ``backoff_base`` doubling up to ``backoff_max``, fully jittered; with a floor, never shorter than it.
+
     ``weight_header``/``weight_budget``: a response header reporting the weight used in the current
     minute (Binance ``x-mbx-used-weight-1m``); once it reaches the budget, every client of the
     provider waits for the next wall-clock minute.
@@ -376,6 +379,7 @@ class HttpClient:
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        backoff_floor: float = 0.0,
         max_retry_after: float = 60.0,
         secret_params: tuple[str, ...] = (),
         sleep: Callable[[float], None] = time.sleep,
@@ -398,6 +402,7 @@ class HttpClient:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.backoff_floor = backoff_floor
         self.max_retry_after = max_retry_after
         self.secret_params = frozenset(p.lower() for p in secret_params) | DEFAULT_SECRET_PARAMS
         self._sleep = sleep
@@ -609,7 +614,11 @@ class HttpClient:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        return self._rng.uniform(0, ceiling)
+        if not self.backoff_floor:
+            return self._rng.uniform(0, ceiling)  # full jitter
+        # "Equal jitter" with a floor: a provider that sheds load (GDELT) is never retried after a lucky near-zero draw.
+        fixed = min(ceiling, max(self.backoff_floor, ceiling / 2))
+        return min(self.backoff_max, fixed + self._rng.uniform(0, ceiling - fixed))
 
     def _note_weight(self, response: requests.Response) -> None:
         if not self.weight_header or self.weight_budget is None:

@@ -114,24 +114,6 @@ def domain_of(url: str) -> str:
 # ------------------------------------------------------------------------------------------------ HTTP
 
 
-class GdeltHttpClient(HttpClient):
-    """HttpClient whose back-off has a floor: half of each exponential step is fixed, half random ("equal
-    jitter"), so a 429 from GDELT always waits, never a lucky near-zero draw of full jitter.
-
-    (A ``backoff_floor`` option of HttpClient itself would make this subclass unnecessary.)"""
-
-    def __init__(self, *args: Any, backoff_floor: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.backoff_floor = backoff_floor
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        fixed = max(self.backoff_floor, ceiling / 2)
-        return min(self.backoff_max, fixed + self._rng.uniform(0, max(0.0, ceiling - fixed)))
-
-
 def http_options(rate_limited: bool) -> dict[str, Any]:
     """GDELT's HTTP settings: one request per 5 s and a long back-off live; short back-off against a replay."""
     if not rate_limited:  # our own replay server: retries stay fast so tests stay fast
@@ -148,9 +130,9 @@ def http_options(rate_limited: bool) -> dict[str, Any]:
     }
 
 
-def make_http(base_url: str, rate_limited: bool, **overrides: Any) -> GdeltHttpClient:
+def make_http(base_url: str, rate_limited: bool, **overrides: Any) -> HttpClient:
     """The client's HTTP session; ``overrides`` (tests: sleep, clock, rng) win over ``http_options``."""
-    return GdeltHttpClient("gdelt", base_url, **{**http_options(rate_limited), **overrides})
+    return HttpClient("gdelt", base_url, **{**http_options(rate_limited), **overrides})
 
 
 # ------------------------------------------------------------------------------------------------ client
@@ -163,6 +145,7 @@ class GdeltClient(BaseNewsClient):
     query = QUERY
     max_records = MAX_RECORDS
     min_window = MIN_WINDOW
+    indexing_lag = dt.timedelta(minutes=15)  # GDELT's update cycle: the last quarter hour is not final yet
 
     def __init__(
         self,
@@ -173,12 +156,14 @@ class GdeltClient(BaseNewsClient):
         options: Mapping[str, Any] | None = None,
         http: HttpClient | None = None,
     ) -> None:
-        http = http or make_http(base_url, rate_limited)
         super().__init__(base_url, api_key=api_key, rate_limited=rate_limited, options=options, http=http)
         days = self.options.get("history_days", DEFAULT_HISTORY_DAYS)
         if isinstance(days, bool) or not isinstance(days, int) or days < 1:
             raise ConfigError(f"{HISTORY_ENV}: history_days must be a positive integer, got {days!r}")
         self.history_days: int = days
+
+    def _http_options(self) -> dict[str, Any]:
+        return http_options(self.rate_limited)
 
     # -- fetch
 
@@ -462,4 +447,4 @@ PROVIDER = ProviderSpec(
     ),
 )
 
-__all__ = ["PROVIDER", "GdeltClient", "GdeltHttpClient", "GdeltReplay", "http_options", "make_http"]
+__all__ = ["PROVIDER", "GdeltClient", "GdeltReplay", "http_options", "make_http"]

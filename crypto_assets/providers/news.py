@@ -113,6 +113,9 @@ class BaseNewsClient:
     name: ClassVar[str]
     rate_per_second: ClassVar[float] = 1.0
     burst: ClassVar[float] = 1.0
+    # How long after publication an article may still be missing from the provider's answers (indexing lag):
+    # the last ``indexing_lag`` before now is neither asked nor counted as covered.
+    indexing_lag: ClassVar[dt.timedelta] = dt.timedelta(0)
 
     def __init__(
         self,
@@ -137,7 +140,7 @@ class BaseNewsClient:
     def fetch(self, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None) -> NewsAnswer:
         """Articles published in ``[start, end)`` and the coverage of that range; never raises ProviderError."""
         now = to_utc(now) if now is not None else dt.datetime.now(dt.UTC)
-        span = clip_to_now(start, end, now)
+        span = clip_to_now(start, end, now - self.indexing_lag)
         if span is None:
             return NewsAnswer(self.name, empty_news_frame(), [], now)
         try:

@@ -215,3 +215,32 @@ def build_clients(
 def key_variables() -> tuple[str, ...]:
     """Every provider key variable, e.g. ``CRYPTOCOMPARE_API_KEY``."""
     return tuple(sorted({spec.key_env for spec in _registry().values() if spec.key_env}))
+
+
+def markdown_table() -> str:
+    """README's provider table, from the registry (a test keeps README.md equal to it)."""
+    defaults = {kind: default_order(kind) for kind in KINDS}
+    lines = [
+        "| provider | kind | key | history | rate limit (published) | access | default |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for spec in all_providers():
+        ranks = [f"{kind} #{defaults[kind].index(spec.name) + 1}" for kind in spec.kinds if spec.name in defaults[kind]]
+        key = f"required: `{spec.key_env}`" if spec.key_required else "keyless"
+        cells = [
+            f"`{spec.name}` ({spec.title})",
+            ", ".join(spec.kinds),
+            key,
+            spec.history,
+            spec.rate_limit.published,
+            spec.access,
+            ", ".join(ranks) or "no",
+        ]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # run as a script, this file is not the module the providers register with
+    from crypto_assets.providers import registry
+
+    print(registry.markdown_table(), end="")
