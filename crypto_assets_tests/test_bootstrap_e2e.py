@@ -57,9 +57,19 @@ def test_demo_bootstrap_lands_exactly_the_bundled_bars(demo_pipeline):
 
     news = query(demo_pipeline.duckdb_path, "SELECT * FROM raw.news")
     source = load_bundled_news()
-    titled = source[source["title"].fillna("").str.strip() != ""]
-    assert len(news) == len(titled)  # every bundled article with a title, de-duplicated by article_id
+    # GDELT indexes URLs: every bundled article with a title and a URL (not the Reuters rows), de-duplicated
+    servable = source[(source["title"].fillna("").str.strip() != "") & (source["url"] != "")]
+    assert len(news) == len(servable)
     assert news["article_id"].is_unique
+    assert set(news["provider"]) == {"gdelt"}  # the RSS items are GDELT's too: de-duplicated to the first provider
+    # GDELT answered for the whole window: every hour is covered, so sentiment is known (0.0 = looked, found none)
+    uncovered = query(
+        demo_pipeline.duckdb_path,
+        "SELECT count(*) AS n FROM features.sentiment_hourly WHERE sentiment_mean_24h IS NULL",
+    )["n"][0]
+    assert uncovered == 0
+    coverage = query(demo_pipeline.duckdb_path, "SELECT * FROM raw.news_coverage WHERE provider = 'gdelt'")
+    assert set(coverage["status"]) == {"ok"} and len(coverage) == 90  # one row per day of the answer
 
     for table in ("features.technical_indicators", "features.feature_vectors", "features.sentiment_hourly"):
         assert query(demo_pipeline.duckdb_path, f"SELECT count(*) AS n FROM {table}")["n"][0] == 6 * 2160
@@ -78,17 +88,18 @@ def test_failover_to_the_next_provider_records_it(pipeline_env):
     done = pipeline_env.run("bootstrap", "--start", "2022-05-10", "--end", "2022-05-11", "--symbols", "BTC,ETH")
     assert done.returncode == 0, done.stdout + done.stderr
     prices = stored_prices(pipeline_env.duckdb_path)
-    assert set(prices["provider"]) == {"coinbase"}
+    assert set(prices["provider"]) == {"okx"}  # the next provider of the default order
     expected = bundled(["BTC", "ETH"], "2022-05-10", "2022-05-12")
     expected["ts"] = expected["ts"].dt.as_unit("ns")
     pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], expected, check_exact=True)
     # The circuit breaker opened after 5 failed calls of 5 attempts (the other symbol, fetched concurrently, may
     # have had one more call in flight), plus at most one half-open probe: the dead provider was not hammered.
+    # The pre-flight's probe adds its own two attempts.
     binance_calls = pipeline_env.server.stats()["binance"]
-    assert 5 * 5 <= binance_calls <= (5 + 1) * 5 + 1
+    assert 5 * 5 + 2 <= binance_calls <= (5 + 1) * 5 + 1 + 2
 
 
-WALL_CLOCK_COLUMNS = {"ingested_at", "computed_at"}
+WALL_CLOCK_COLUMNS = {"ingested_at", "computed_at", "fetched_at"}
 
 
 def snapshot(path, directory) -> dict[str, str]:
@@ -124,44 +135,50 @@ def test_rerunning_a_range_leaves_identical_tables(pipeline_env, tmp_path):
 
 
 def test_a_day_no_provider_serves_fails_alone_and_recovers(pipeline_env):
+    """A (symbol, day) is the unit of failure: the day every provider fails on is recorded ``failed`` (and the
+    command exits 1 saying a re-run helps), while the other days land and flow through features and the
+    training set in the same run; the re-run fills it."""
     server = pipeline_env.server
     args = ("bootstrap", "--start", "2022-05-04", "--end", "2022-05-06", "--symbols", "BTC")
     server.set_faults(FaultConfig(down_days=["2022-05-05"]))
     done = pipeline_env.run(*args)
-    assert done.returncode == 1
-    for provider in ("binance", "coinbase", "cryptocompare"):
-        assert provider in done.stdout, done.stdout
-        assert f"{provider}: {provider}:" not in done.stdout, "each provider is named once per error"
-    assert "2022-05-05" in done.stdout
-    assert "  failed step raw__prices: 1 of 3 days could not be served by any provider" in done.stdout
-    assert done.stdout.splitlines()[-2].startswith("next: what landed is kept"), done.stdout
-    assert "load it:" not in done.stdout, "no training set to load after this failure"
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "prices: 3 symbol-days: 2 complete, 0 partial, 0 no_data, 1 failed" in out
+    failed_line = next(line for line in out.splitlines() if line.startswith("  BTC: 1 day(s) failed (2022-05-05)"))
+    for provider in ("binance", "okx", "coinbase", "bitstamp"):
+        assert f"{provider}: HTTP 503" in failed_line, failed_line
+    assert "run the same command again once a provider recovers" in failed_line
     days = query(pipeline_env.duckdb_path, "SELECT DISTINCT ts::DATE AS day FROM raw.prices ORDER BY day")
     assert [str(d.date()) for d in pd.to_datetime(days["day"])] == ["2022-05-04", "2022-05-06"]
-    assert partition_status(pipeline_env, "2022-05-04", "2022-05-05", "2022-05-06") == {
-        "2022-05-04": AssetPartitionStatus.MATERIALIZED,
-        "2022-05-05": AssetPartitionStatus.FAILED,
-        "2022-05-06": AssetPartitionStatus.MATERIALIZED,
-    }
+    coverage = query(pipeline_env.duckdb_path, "SELECT day::VARCHAR AS day, status, bars FROM raw.price_coverage")
+    assert sorted(map(tuple, coverage.to_numpy().tolist())) == [
+        ("2022-05-04", "complete", 24),
+        ("2022-05-05", "failed", 0),
+        ("2022-05-06", "complete", 24),
+    ]
+    # the served days flowed on in the same run
+    features = query(pipeline_env.duckdb_path, "SELECT DISTINCT ts::DATE AS day FROM features.feature_vectors")
+    assert len(features) == 2
 
     server.set_faults(FaultConfig())
     done = pipeline_env.run("bootstrap", "--start", "2022-05-05", "--end", "2022-05-05", "--symbols", "BTC")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "load it:" in done.stdout and "next:" not in done.stdout
-    assert set(partition_status(pipeline_env, "2022-05-04", "2022-05-05", "2022-05-06").values()) == {
-        AssetPartitionStatus.MATERIALIZED
-    }
+    assert "recomputing 2022-05-06 .. 2022-05-06" in done.stdout  # its look-back reaches the day just filled
     prices = stored_prices(pipeline_env.duckdb_path)
     expected = bundled(["BTC"], "2022-05-04", "2022-05-07")
     expected["ts"] = expected["ts"].dt.as_unit("ns")
     pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], expected, check_exact=True)
+    statuses = query(pipeline_env.duckdb_path, "SELECT DISTINCT status FROM raw.price_coverage")["status"]
+    assert list(statuses) == ["complete"]
 
 
 def test_after_a_failed_run_the_summary_says_what_to_do() -> None:
     """The closing hint of a failed bootstrap, from its failed steps' messages (their wording: test_http)."""
     offline = (
-        "news could not be fetched: cryptocompare: connection error: "
-        f"{UNRESOLVED_HOST} min-api.cryptocompare.com (DNS lookup failed) after 5 attempts (https://...)"
+        "raw/prices: binance: connection error: "
+        f"{UNRESOLVED_HOST} data-api.binance.vision (DNS lookup failed) after 5 attempts (https://...)"
     )
     hint = _next_step(["2 of 2 days could not be served by any provider", offline])
     assert "offline or needs a proxy (HTTPS_PROXY)" in hint and "`crypto-assets demo`" in hint
