@@ -359,7 +359,7 @@ def test_fault_kind_is_served_at_the_configured_rate(fresh, http, kind):
             assert 500 <= r.status_code < 600
         elif kind == "html":
             assert r.status_code in (200, 502) and r.headers["Content-Type"].startswith("text/html")
-    expected = sum(decide(config, i) is not None for i in range(n))
+    expected = sum(decide(config, i, "binance") is not None for i in range(n))
     assert faulted == expected == fresh.fault_stats()[kind]
     assert 0.12 * n <= faulted <= 0.38 * n
 

@@ -142,8 +142,9 @@ def raw_prices(
                 + ", ".join(f"{count} {status}" for status, count in counts.items() if count)
                 + (f"; served by {served}" if served else "")
             )
-            for day, detail in result.failed_days.items():
-                context.log.warning(f"{symbol} {day}: failed: {detail}")
+            for day, outcome in sorted(result.days.items()):
+                if outcome.status == FAILED or "answer rejected" in outcome.detail:
+                    context.log.warning(f"{symbol} {day}: {outcome.status}: {outcome.detail}")
 
     coverage = coverage_frame(results)
     first_day, last_day = days[0], days[-1] + timedelta(days=1)

@@ -1,6 +1,6 @@
 """Fault injection for the replay server: what goes wrong, decided deterministically.
 
-A fault decision depends only on ``(seed, n)`` where ``n`` counts provider requests since the
+A fault decision depends only on ``(seed, provider, n)`` where ``n`` counts the provider's requests since the
 configuration was set, so a test (or a bug report) can replay the exact same sequence.
 """
 
@@ -179,11 +179,15 @@ def sheds(config: FaultConfig, provider: str, n: int) -> bool:
     return share > 0 and random.Random(f"shed:{config.seed}:{provider}:{n}").random() < share
 
 
-def decide(config: FaultConfig, n: int) -> Fault | None:
-    """The fault for the ``n``-th provider request under ``config`` (None: answer normally). Pure."""
+def decide(config: FaultConfig, n: int, provider: str) -> Fault | None:
+    """The fault for the ``n``-th request to ``provider`` under ``config`` (None: answer normally). Pure.
+
+    Counted per provider, so concurrent requests to different providers cannot change which request of a
+    provider gets which fault: a test (or a bug report) replays the same sequence.
+    """
     if config.rate <= 0 or not config.kinds:
         return None
-    rng = random.Random(f"{config.seed}:{n}")
+    rng = random.Random(f"{config.seed}:{provider}:{n}")
     if rng.random() >= config.rate:
         return None
     kind = config.kinds[rng.randrange(len(config.kinds))]

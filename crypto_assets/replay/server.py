@@ -100,7 +100,7 @@ class ReplayServer:
         self._faults = faults or FaultConfig()
         self._clock = parse_clock(clock or DEFAULT_CLOCK)
         self._lock = threading.Lock()
-        self._fault_counter = 0
+        self._fault_counters: dict[str, int] = {}
         self._routes = replayed_providers()
         self._stats = dict.fromkeys(self._routes, 0)
         self._faults_served: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
@@ -194,7 +194,7 @@ class ReplayServer:
         config = FaultConfig.from_dict(dict(faults)) if isinstance(faults, Mapping) else (faults or FaultConfig())
         with self._lock:
             self._faults = config
-            self._fault_counter = 0
+            self._fault_counters = {}
 
     @property
     def clock(self) -> datetime:
@@ -207,14 +207,14 @@ class ReplayServer:
     def _admit(self, provider: str) -> tuple[FaultConfig, Fault | None, bool, int]:
         """Count the request and draw its fault: (config, random fault, shed, clock)."""
         with self._lock:
-            n_provider = self._stats[provider]
+            config = self._faults
+            n = self._fault_counters.get(provider, 0)
+            self._fault_counters[provider] = n + 1
             self._stats[provider] += 1
-            config, n = self._faults, self._fault_counter
-            self._fault_counter += 1
-            fault = None if provider in config.down else decide(config, n)
+            fault = None if provider in config.down else decide(config, n, provider)
             if fault is not None:
                 self._faults_served[fault.kind] += 1
-            return config, fault, sheds(config, provider, n_provider), int(self._clock.timestamp())
+            return config, fault, sheds(config, provider, n), int(self._clock.timestamp())
 
     @property
     def data(self) -> BundledData:
