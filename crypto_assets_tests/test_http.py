@@ -15,7 +15,6 @@ import random
 import socket
 import time
 import traceback
-from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -32,12 +31,18 @@ from crypto_assets.http import (
     parse_retry_after,
 )
 from crypto_assets_tests.fakes import FakeTime
+from crypto_assets_tests.fixtures_util import provider_fixture
 
-SAMPLES = json.loads((Path(__file__).parent / "fixtures" / "api_samples" / "api_response_samples.json").read_text())
-KLINES = SAMPLES["binance_spot_klines"]
+KLINES = {
+    "body": provider_fixture("binance", "klines_BTCUSDT_1m_testnet-recorded.json"),
+    "response_headers_subset": provider_fixture("binance", "klines_BTCUSDT_1m_testnet-recorded_headers.json"),
+}
 KLINES_BODY = json.dumps(KLINES["body"])
 KLINES_HEADERS = {k: v for k, v in KLINES["response_headers_subset"].items() if k != "Content-Type"}
-CC_ERRORS = SAMPLES["cryptocompare_error_envelope"]["examples"]
+CC_ERRORS = [
+    provider_fixture("cryptocompare", f"error_{name}_http200-recorded.json")
+    for name in ("path-does-not-exist", "fsym-required", "auth-key-needed")
+]
 SECRET = "s3cr3t-KEY-0123456789"
 WALL = 1_700_000_000.0  # a fixed wall-clock epoch for Retry-After dates and weight minutes
 
@@ -544,7 +549,7 @@ def test_json_mislabelled_as_html_still_parses(httpserver: HTTPServer, fake: Fak
 
 
 def test_get_text_defaults_to_utf8(httpserver: HTTPServer, fake: FakeTime) -> None:
-    title = SAMPLES["cryptocompare_news_article_item"]["item"]["title"]  # has a curly apostrophe
+    title = provider_fixture("cryptocompare", "news-item_coinspeaker_recorded.json")["title"]  # a curly apostrophe
     httpserver.expect_request("/feed").respond_with_data(title.encode("utf-8"), content_type="text/xml")
     assert client(httpserver, fake, "rss").get_text("/feed") == title
 

@@ -1,7 +1,8 @@
 """News clients against a local HTTP server.
 
-The articles are real (55 headlines of 2022-05-04 and the recorded CryptoCompare news item, see
-fixtures/api_samples/README.md). The server functions below render them in each provider's format:
+The articles are real (55 headlines of 2022-05-04, see fixtures/slices/README.md, and the answers in
+fixtures/providers/<name>/: the recorded CryptoCompare news item, feeds and pages rendered by the replay from
+bundled real articles, documented error bodies). The server functions below render them in each provider's format:
 CryptoCompare news pages, RSS 2.0 feeds (Cointelegraph-style CDATA, dc:creator, categories), and
 NewsAPI /v2/everything pages. Only time (sleep, clock) is injected.
 """
@@ -15,11 +16,9 @@ import itertools
 import json
 import logging
 import random
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pandas as pd
-import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -28,12 +27,13 @@ from crypto_assets.providers import registry
 from crypto_assets.providers.cryptocompare import CryptoCompareNewsClient
 from crypto_assets.providers.news import RAW_NEWS_COLUMNS
 from crypto_assets.providers.newsapi import NewsApiClient
-from crypto_assets.providers.rss import RssClient
+from crypto_assets.providers.rss import ITEMS_PER_FEED, RssClient, feed_members
+from crypto_assets.replay.data import bundled_news_index
+from crypto_assets.replay.server import ReplayServer
 from crypto_assets_tests.fakes import FakeTime
+from crypto_assets_tests.fixtures_util import SLICES, provider_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "api_samples"
-SAMPLES = json.loads((FIXTURES / "api_response_samples.json").read_text())
-with (FIXTURES / "news_2022-05-04_slice.csv").open(newline="", encoding="utf-8") as fh:
+with (SLICES / "news_2022-05-04_slice.csv").open(newline="", encoding="utf-8") as fh:
     NEWS = list(csv.DictReader(fh))
 UTC = dt.UTC
 SECRET = "newsKEY-00112233445566"
@@ -120,7 +120,7 @@ def test_cc_news_pages_back_dedups_and_keeps_the_window(httpserver: HTTPServer, 
 
 
 def test_cc_news_recorded_item_mapping(httpserver: HTTPServer, fake: FakeTime) -> None:
-    item = SAMPLES["cryptocompare_news_article_item"]["item"]
+    item = provider_fixture("cryptocompare", "news-item_coinspeaker_recorded.json")
     serve_cc_news(httpserver, [item])
     client = CryptoCompareNewsClient(
         httpserver.url_for("/"), http=http_for("cryptocompare", httpserver.url_for("/"), fake)
@@ -152,7 +152,7 @@ def test_cc_news_stops_when_a_page_adds_nothing(httpserver: HTTPServer, fake: Fa
 
 def test_cc_news_error_envelope_and_untitled_items(httpserver: HTTPServer, fake: FakeTime, caplog) -> None:
     url = httpserver.url_for("/")
-    error = SAMPLES["cryptocompare_error_envelope"]["examples"][2]
+    error = provider_fixture("cryptocompare", "error_auth-key-needed_http200-recorded.json")
     httpserver.expect_ordered_request("/data/v2/news/").respond_with_json(error)
     client = CryptoCompareNewsClient(url, http=http_for("cryptocompare", url, fake))
     day = (dt.datetime(2022, 5, 4, tzinfo=UTC), dt.datetime(2022, 5, 5, tzinfo=UTC))
@@ -284,6 +284,28 @@ def test_rss_one_feed_down_others_served_all_down_fails_the_window(httpserver: H
     assert "HTML page where a feed was expected" in answer.coverage[0].detail
 
 
+def test_rss_feed_rendered_by_the_replay_is_read_by_the_client(httpserver: HTTPServer, fake: FakeTime) -> None:
+    """fixtures/providers/rss: the replay's Decrypt feed stays what the replay renders, and the client reads it."""
+    feed = provider_fixture("rss", "decrypt_rendered-by-replay.xml")
+    assert ReplayServer().handle("GET", "/rss/decrypt.xml", b"").body.decode("utf-8") == feed
+    news = bundled_news_index()
+    bundled = [news.items[i] for i in feed_members(news)["decrypt"]][:ITEMS_PER_FEED]
+
+    httpserver.expect_request("/decrypt.xml").respond_with_data(feed, content_type="application/rss+xml; charset=utf-8")
+    client = RssClient(options={"feeds": [httpserver.url_for("/decrypt.xml")]}, http=http_for("rss", "", fake))
+    start, end = dt.datetime(2022, 7, 1, tzinfo=UTC), dt.datetime(2022, 8, 2, tzinfo=UTC)
+    answer = client.fetch(start, end, now=end)
+    frame = answer.articles.sort_values("published_at", ascending=False)
+    assert frame["title"].tolist() == [item["title"] for item in bundled] and len(frame) == ITEMS_PER_FEED
+    assert frame["external_id"].tolist() == [item["guid"] for item in bundled]
+    assert frame["published_at"].tolist() == [
+        pd.Timestamp(item["published_on"], unit="s", tz="UTC") for item in bundled
+    ]
+    assert set(frame["source"]) == {"Decrypt"} and set(frame["provider"]) == {"rss"}
+    oldest = frame["published_at"].min().to_pydatetime()
+    assert [(w.status, w.start, w.end) for w in answer.coverage] == [("skipped", start, oldest), ("ok", oldest, end)]
+
+
 # --------------------------------------------------------------------------------------------- NewsAPI
 
 
@@ -305,14 +327,11 @@ def serve_newsapi(server: HTTPServer, rows: list[dict], *, max_results: int | No
 
     def handle(request: Request) -> Response:
         if request.headers.get("X-Api-Key") != SECRET:
-            return json_response(
-                {"status": "error", "code": "apiKeyInvalid", "message": "Your API key is invalid or incorrect."}, 401
-            )
+            return json_response(provider_fixture("newsapi", "error_apiKeyInvalid_http401_documented.json"), 401)
         assert request.args["q"] == "crypto OR bitcoin"
         size, page = int(request.args["pageSize"]), int(request.args["page"])
-        if max_results is not None and page * size > max_results:
-            message = f"You have requested too many results. Developer accounts are limited to {max_results}."
-            return json_response({"status": "error", "code": "maximumResultsReached", "message": message}, 426)
+        if max_results is not None and page * size > max_results:  # the live answer to passing the plan's cap
+            return json_response(provider_fixture("newsapi", "error_maximumResultsReached_http426_quoted.json"), 426)
         chunk = articles[(page - 1) * size : page * size]
         return json_response({"status": "ok", "totalResults": len(articles), "articles": chunk})
 
@@ -353,6 +372,27 @@ def test_newsapi_result_cap_and_bad_key(httpserver: HTTPServer, fake: FakeTime) 
     failed = wrong.fetch(*day)
     assert failed.coverage[0].status == "failed" and "HTTP 401: " in failed.coverage[0].detail
     assert "apiKeyInvalid" in failed.coverage[0].detail and "wrong-key-123" not in failed.coverage[0].detail
+
+
+def test_newsapi_page_rendered_by_the_replay_is_read_by_the_client(httpserver: HTTPServer, fake: FakeTime) -> None:
+    """fixtures/providers/newsapi: the replay's answer to the client's request for 2022-06-01 00:00-02:00 UTC."""
+    page = provider_fixture("newsapi", "everything_2022-06-01T00_rendered-by-replay.json")
+    httpserver.expect_request("/v2/everything").respond_with_json(page)
+    url = httpserver.url_for("/")
+    client = NewsApiClient(url, api_key=SECRET, http=http_for("newsapi", url, fake))
+    start, end = dt.datetime(2022, 6, 1, tzinfo=UTC), dt.datetime(2022, 6, 1, 2, tzinfo=UTC)
+    answer = client.fetch(start, end, now=dt.datetime(2022, 8, 2, tzinfo=UTC))
+    (request,) = [request for request, _ in httpserver.log]
+    replayed = ReplayServer().handle(
+        "GET", f"/newsapi/v2/everything?{request.query_string.decode()}", b"", {"X-Api-Key": SECRET}
+    )
+    assert json.loads(replayed.body) == page  # the fixture is what the replay answers to this very request
+
+    frame = answer.articles.sort_values("published_at", ascending=False)  # the page is newest first
+    assert frame["title"].tolist() == [article["title"] for article in page["articles"]] and len(frame) == 3
+    assert frame["url"].tolist() == [article["url"] for article in page["articles"]]
+    assert frame["published_at"].min() >= pd.Timestamp(start) and frame["published_at"].max() < pd.Timestamp(end)
+    assert [(w.status, w.start, w.end, w.articles) for w in answer.coverage] == [("ok", start, end, 3)]
 
 
 def test_key_only_news_providers_are_skipped_without_their_key() -> None:

@@ -1,8 +1,9 @@
 """Price clients and failover against a local HTTP server speaking each provider's API.
 
-The bars are real (Binance BTC/USDT hourly, 2022-05-04 onwards, see fixtures/api_samples/README.md);
+The bars are real (Binance BTC/USDT hourly, 2022-05-04 onwards, see fixtures/slices/README.md);
 the small server-side functions below re-serve them in each provider's own row layout, paging and
-error conventions, and the recorded sample bodies are served verbatim. Only time is injected.
+error conventions, and the recorded answers of fixtures/providers/<name>/ are served verbatim. Only time
+is injected.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import gzip
 import json
 import random
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,17 +21,16 @@ from werkzeug import Request, Response
 
 from crypto_assets.errors import ConfigError, ProviderError, UnknownSymbolError
 from crypto_assets.http import HttpClient
+from crypto_assets.providers import registry
 from crypto_assets.providers.binance import BinanceClient
 from crypto_assets.providers.coinbase import CoinbaseClient
 from crypto_assets.providers.cryptocompare import CryptoCompareClient
 from crypto_assets.providers.kraken import KrakenClient
-from crypto_assets.providers import registry
 from crypto_assets.providers.prices import PRICE_COLUMNS, FailoverResult, fetch_prices_with_failover
 from crypto_assets_tests.fakes import FakeTime
+from crypto_assets_tests.fixtures_util import SLICES, provider_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "api_samples"
-SAMPLES = json.loads((FIXTURES / "api_response_samples.json").read_text())
-with gzip.open(FIXTURES / "BTC_USDT-1h_first1500.json.gz", "rt") as fh:
+with gzip.open(SLICES / "BTC_USDT-1h_first1500.json.gz", "rt") as fh:
     BARS: list[list[float]] = json.load(fh)  # [open_ms, open, high, low, close, volume]
 UTC = dt.UTC
 T0 = dt.datetime(2022, 5, 4, tzinfo=UTC)
@@ -249,9 +248,10 @@ def test_binance_wrong_row_shape(httpserver: HTTPServer, fake: FakeTime) -> None
 
 def test_binance_recorded_sample_is_parsed_strictly(httpserver: HTTPServer, fake: FakeTime) -> None:
     """The recorded testnet body is a 1-minute kline: rejected as not hourly instead of mis-stored."""
-    sample = SAMPLES["binance_spot_klines"]
+    body = provider_fixture("binance", "klines_BTCUSDT_1m_testnet-recorded.json", raw=True)
+    headers = provider_fixture("binance", "klines_BTCUSDT_1m_testnet-recorded_headers.json")
     httpserver.expect_request("/api/v3/klines").respond_with_data(
-        json.dumps(sample["body"]), content_type="application/json", headers=sample["response_headers_subset"]
+        body, content_type="application/json", headers=headers
     )
     start = dt.datetime(2021, 6, 24, 18, tzinfo=UTC)
     with pytest.raises(ProviderError, match=r"bar time 1624559520 is not on the hour in row at index 0"):
@@ -288,7 +288,7 @@ def test_coinbase_pages_500_bars_in_two_requests(httpserver: HTTPServer, fake: F
 
 
 def test_coinbase_recorded_candle_column_order(httpserver: HTTPServer, fake: FakeTime) -> None:
-    body = SAMPLES["coinbase_exchange_candles"]["body"]  # [[time, low, high, open, close, volume]]
+    body = provider_fixture("coinbase", "candles_BTC-USDT_1h_ccxt-recorded.json")  # [[time, low, high, open, ...]]
     httpserver.expect_request("/products/BTC-USD/candles").respond_with_json(body)
     start = dt.datetime.fromtimestamp(body[0][0], UTC)
     now = dt.datetime(2024, 6, 1, tzinfo=UTC)
@@ -319,7 +319,7 @@ def test_coinbase_unknown_product_and_wrong_shape(httpserver: HTTPServer, fake: 
 
 
 def test_cryptocompare_recorded_body(httpserver: HTTPServer, fake: FakeTime) -> None:
-    body = SAMPLES["cryptocompare_histohour_v1_path"]["body_truncated_to_2_rows"]
+    body = provider_fixture("cryptocompare", "histohour_BTC-USD_recorded-2-rows.json")
     httpserver.expect_request("/data/v2/histohour").respond_with_json(body)
     start = dt.datetime.fromtimestamp(body["Data"][0]["time"], UTC)
     frame = make(CryptoCompareClient, httpserver, fake).fetch_hourly(
@@ -355,7 +355,12 @@ def test_cryptocompare_pages_backwards_and_skips_pre_listing_zeros(httpserver: H
 
 
 @pytest.mark.parametrize(
-    "example", SAMPLES["cryptocompare_error_envelope"]["examples"], ids=lambda e: e["Message"][:20]
+    "example",
+    [
+        provider_fixture("cryptocompare", f"error_{name}_http200-recorded.json")
+        for name in ("path-does-not-exist", "fsym-required", "auth-key-needed")
+    ],
+    ids=lambda e: e["Message"][:20],
 )
 def test_cryptocompare_error_envelope(httpserver: HTTPServer, fake: FakeTime, example: dict) -> None:
     httpserver.expect_request("/data/v2/histohour").respond_with_json(example)
@@ -364,6 +369,19 @@ def test_cryptocompare_error_envelope(httpserver: HTTPServer, fake: FakeTime, ex
     assert not isinstance(info.value, UnknownSymbolError)
     assert f"error response: {example['Message']}" in str(info.value)
     assert len(seen(httpserver)) == 1 and not info.value.retryable
+
+
+def test_cryptocompare_documented_401_without_a_key(httpserver: HTTPServer, fake: FakeTime) -> None:
+    """Since the free tier ended, a request without a key answers 401 ``{"Err":...}``: one request, not retried."""
+    body = provider_fixture("cryptocompare", "error_api-key-required_http401_documented.json", raw=True)
+    httpserver.expect_request("/data/v2/histohour").respond_with_data(body, status=401, content_type="application/json")
+    with pytest.raises(ProviderError) as info:
+        make(CryptoCompareClient, httpserver, fake).fetch_hourly("BTC", T0, T0 + dt.timedelta(days=1), now=LATER)
+    assert "HTTP 401" in str(info.value) and "API key required" in str(info.value)
+    assert not info.value.retryable and len(seen(httpserver)) == 1
+    # the replay answers a keyless request (--require-keys) with the same documented body
+    unauthorized = registry.provider("cryptocompare").replay.unauthorized()
+    assert unauthorized.status == 401 and json.loads(unauthorized.body) == json.loads(body)
 
 
 def test_cryptocompare_unknown_symbol_and_rate_limit(httpserver: HTTPServer, fake: FakeTime) -> None:
@@ -394,7 +412,7 @@ def test_cryptocompare_api_key_never_in_url_or_errors(httpserver: HTTPServer, fa
 
 
 def test_kraken_recorded_rows_drop_the_uncommitted_bar(httpserver: HTTPServer, fake: FakeTime) -> None:
-    sample = SAMPLES["kraken_ohlc_partial"]
+    sample = provider_fixture("kraken", "ohlc_XBTUSD_60_ccxt-recorded-partial.json")
     httpserver.expect_request("/0/public/OHLC").respond_with_json(
         {"error": [], "result": {"XXBTZUSD": sample["rows"], "last": int(sample["last"])}}
     )
@@ -588,7 +606,7 @@ def test_a_contradiction_no_one_else_can_replace_fails_that_day_alone(httpserver
         DAYS[1]: "failed",
         DAYS[2]: "complete",
     }
-    assert "binance: answer rejected: close -1.0 at 2022-05-05 06:00 UTC" == result.days[DAYS[1]].detail
+    assert result.days[DAYS[1]].detail == "binance: answer rejected: close -1.0 at 2022-05-05 06:00 UTC"
     assert set(result.frame["ts"].dt.date) == {DAYS[0], DAYS[2]}
 
 
