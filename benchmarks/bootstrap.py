@@ -552,28 +552,14 @@ def print_steps(run: RunInfo, title: str) -> None:
 
 
 def rate_limits() -> dict[str, tuple[float, float]]:
-    """(requests per second, burst) of each provider's process-wide limiter (token bucket)."""
-    from crypto_assets.providers.binance import BinanceClient
-    from crypto_assets.providers.coinbase import CoinbaseClient
-    from crypto_assets.providers.cryptocompare import CryptoCompareClient
-    from crypto_assets.providers.kraken import KrakenClient
-    from crypto_assets.providers.news_cryptocompare import CryptoCompareNewsClient
-    from crypto_assets.providers.rss import RssClient
+    """(requests per second, burst) of each provider's process-wide limiter (token bucket), from the registry."""
+    from crypto_assets.providers import registry
 
-    return {
-        "binance": (BinanceClient.rate_per_second, BinanceClient.burst),
-        "coinbase": (CoinbaseClient.rate_per_second, CoinbaseClient.burst),
-        "kraken": (KrakenClient.rate_per_second, KrakenClient.burst),
-        "cryptocompare": (
-            min(CryptoCompareClient.rate_per_second, CryptoCompareNewsClient.rate_per_second),
-            CryptoCompareClient.burst,
-        ),
-        "rss": (RssClient.rate_per_second, 1.0),
-    }
+    return {spec.name: (spec.rate_limit.per_second, spec.rate_limit.burst) for spec in registry.all_providers()}
 
 
 # raw/news fetches its providers concurrently; every other request of a run waits for the one before it.
-CONCURRENT_NEWS = ("cryptocompare", "rss", "newsapi")
+CONCURRENT_NEWS = ("gdelt", "rss", "newsapi")
 
 
 def print_http(sample: Sample, floor_wall_s: float | None) -> None:

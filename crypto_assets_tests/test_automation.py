@@ -96,7 +96,7 @@ def test_definitions_hold_every_module_of_defs_and_everything_they_define():
     defs = definitions.defs
     assert defined["assets"] <= set(defs.assets) and len(defined["assets"]) == 8
     assert defined["checks"] <= set(defs.asset_checks) and len(defined["checks"]) == 4
-    assert defined["jobs"] == {job.name for job in defs.jobs} == {"bootstrap", "refresh_day"}
+    assert defined["jobs"] == {job.name for job in defs.jobs} == {"bootstrap", "refresh_day", "recompute_lookback"}
     assert defined["schedules"] == {s.name for s in defs.schedules}
     assert defined["sensors"] == {s.name for s in defs.sensors}
     assert set(defs.resources) == {"warehouse", "universe", "price_sources", "news_sources"}

@@ -244,11 +244,15 @@ def test_okx_429_over_the_published_limit_is_retried_then_served(httpserver: HTT
 
 
 def test_okx_client_rate_limit_stays_inside_20_requests_per_2_seconds() -> None:
-    limiter = RateLimiter(OkxClient.rate_per_second, OkxClient.burst)
+    limiter = RateLimiter(PROVIDER.rate_limit.per_second, PROVIDER.rate_limit.burst)
     now, sends = 0.0, []
     for _ in range(200):  # as fast as the limiter lets a client send
         now += limiter.reserve(now)
         sends.append(now)
     busiest = max(sum(1 for t in sends if start <= t < start + 2.0) for start in sends)
     assert busiest <= 20
-    assert (PROVIDER.rate_limit.per_second, PROVIDER.rate_limit.burst) == (OkxClient.rate_per_second, OkxClient.burst)
+    client = OkxClient("http://127.0.0.1:9")  # its limiter is the registry's, shared by the process
+    assert (client.http.limiter.rate, client.http.limiter.burst) == (
+        PROVIDER.rate_limit.per_second,
+        PROVIDER.rate_limit.burst,
+    )

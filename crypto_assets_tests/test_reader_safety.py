@@ -8,7 +8,6 @@ The unit tests write small synthetic tables through the real warehouse code (Duc
 from __future__ import annotations
 
 import datetime as dt
-
 import hashlib
 import json
 import os

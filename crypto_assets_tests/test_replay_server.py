@@ -21,9 +21,9 @@ import requests
 
 from crypto_assets.config import REPO_ROOT, load_settings
 from crypto_assets.errors import ConfigError
-from crypto_assets.replay import REPLAY_DIR, FaultConfig, ReplayServer, load_bundled_news, load_bundled_prices
 from crypto_assets.providers import registry
 from crypto_assets.providers.rss import FEEDS, feed_members
+from crypto_assets.replay import REPLAY_DIR, FaultConfig, ReplayServer, load_bundled_news, load_bundled_prices
 from crypto_assets.replay.data import bundled_news_index
 from crypto_assets.replay.faults import decide
 from crypto_assets.replay.server import main
@@ -321,7 +321,7 @@ def test_resources_build_clients_without_rate_limits_for_the_replay_server(serve
         clients = [*resources["price_sources"].clients(), *resources["news_sources"].clients()]
         assert [c.name for c in clients] == ["binance", "coinbase", "cryptocompare", "cryptocompare", "rss"]
         for c in clients:
-            shared = c.http.limiter is rate_limiter(c.name, c.rate_per_second)
+            shared = c.http.limiter is rate_limiter(c.name, registry.provider(c.name).rate_limit.per_second)
             assert shared == rate_limited, c
 
 

@@ -47,10 +47,6 @@ RESTRICTED_MESSAGE = (
 class BinanceClient(BasePriceClient):
     name = "binance"
     symbols = SymbolMap("{sym}USDT")
-    rate_per_second = 5.0
-    # Binance budgets request weight per minute (klines cost 2), not requests per second: a burst of 10
-    # (20 weight) is far inside that budget, and the weight header below pauses us long before a ban.
-    burst = 10.0
     limit = MAX_LIMIT
     # 6000 request weight per minute per IP; stop well before the ban threshold.
     weight_budget = 4800
@@ -202,6 +198,8 @@ PROVIDER = ProviderSpec(
         "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data",
         "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits",
     ),
+    # Binance budgets request weight per minute, not requests per second: a burst of 10 (20 weight) is far inside
+    # that budget, and the weight header (weight_budget) pauses every client long before a ban.
     rate_limit=RateLimit(5.0, 10.0, "6,000 request weight per minute per IP; klines cost 2"),
     history="since each pair's listing (BTCUSDT: 2017-08)",
     access=(

@@ -78,8 +78,6 @@ class BitstampClient(BasePriceClient):
     name = "bitstamp"
     symbols = SymbolMap("{sym}usd", lower=True)
     # Published: 400 requests per second and 10,000 per 10 minutes (16.7/s sustained); stay far inside.
-    rate_per_second = 5.0
-    burst = 5.0
     limit = MAX_LIMIT
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:

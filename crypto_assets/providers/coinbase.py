@@ -42,10 +42,6 @@ def iso(seconds: int) -> str:
 class CoinbaseClient(BasePriceClient):
     name = "coinbase"
     symbols = SymbolMap("{sym}-USD")
-    rate_per_second = 3.0
-    # Coinbase Exchange allows 10 public requests/s per IP, bursts to 15: a burst of 6 (the hourly
-    # second-provider sample's one request per symbol of the default universe) stays well inside.
-    burst = 6.0
     limit = MAX_CANDLES
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
@@ -152,6 +148,7 @@ PROVIDER = ProviderSpec(
         "https://docs.cdp.coinbase.com/exchange/reference/exchangerestapi_getproductcandles",
         "https://docs.cdp.coinbase.com/exchange/rest-api/rate-limits",
     ),
+    # A burst of 6 (one request per symbol of the default universe) stays well inside the published limit.
     rate_limit=RateLimit(3.0, 6.0, "10 public requests per second per IP, bursts to 15"),
     history="since each product's listing; USD pairs",
     access="keyless; lists fewer coins than Binance (no BNB)",

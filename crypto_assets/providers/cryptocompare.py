@@ -74,7 +74,6 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 class CryptoCompareClient(BasePriceClient):
     name = "cryptocompare"
     symbols = SymbolMap("{sym}")
-    rate_per_second = 15.0
     limit = MAX_LIMIT
 
     def _auth_headers(self) -> dict[str, str]:
@@ -116,7 +115,6 @@ class CryptoCompareClient(BasePriceClient):
 
 class CryptoCompareNewsClient(BaseNewsClient):
     name = "cryptocompare"
-    rate_per_second = 15.0
 
     def _fetch(
         self, start: dt.datetime, end: dt.datetime, now: dt.datetime

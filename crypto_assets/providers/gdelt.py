@@ -140,8 +140,6 @@ def make_http(base_url: str, rate_limited: bool, **overrides: Any) -> HttpClient
 
 class GdeltClient(BaseNewsClient):
     name = "gdelt"
-    rate_per_second = PROVIDER_RATE_LIMIT.per_second
-    burst = PROVIDER_RATE_LIMIT.burst
     query = QUERY
     max_records = MAX_RECORDS
     min_window = MIN_WINDOW

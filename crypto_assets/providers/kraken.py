@@ -33,7 +33,6 @@ RETRYABLE_ERRORS = ("EAPI:Rate limit", "EService:Unavailable", "EService:Busy", 
 class KrakenClient(BasePriceClient):
     name = "kraken"
     symbols = SymbolMap("{sym}USD", {"BTC": "XBT"})
-    rate_per_second = 1.0
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
         pair = self.pair(symbol)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from crypto_assets.errors import ProviderError
 from crypto_assets.http import HttpClient
-from crypto_assets.providers.prices import epoch_seconds, to_utc
+from crypto_assets.providers.prices import epoch_seconds, rate_options, to_utc
 
 log = logging.getLogger("crypto_assets.providers.news")
 
@@ -111,8 +111,6 @@ class BaseNewsClient:
     """A news provider's client: subclasses implement ``_fetch`` (which may raise ProviderError) and ``probe``."""
 
     name: ClassVar[str]
-    rate_per_second: ClassVar[float] = 1.0
-    burst: ClassVar[float] = 1.0
     # How long after publication an article may still be missing from the provider's answers (indexing lag):
     # the last ``indexing_lag`` before now is neither asked nor counted as covered.
     indexing_lag: ClassVar[dt.timedelta] = dt.timedelta(0)
@@ -135,7 +133,7 @@ class BaseNewsClient:
     def _http_options(self) -> dict[str, Any]:
         if not self.rate_limited:
             return {"rate_per_second": None}
-        return {"rate_per_second": self.rate_per_second, "burst": self.burst}
+        return rate_options(self.name)
 
     def fetch(self, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None) -> NewsAnswer:
         """Articles published in ``[start, end)`` and the coverage of that range; never raises ProviderError."""

@@ -52,7 +52,6 @@ def _parse_time(value: Any) -> int | None:
 
 class NewsApiClient(BaseNewsClient):
     name = "newsapi"
-    rate_per_second = 1.0
     page_size = PAGE_SIZE
     query = QUERY
 

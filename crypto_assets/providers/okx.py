@@ -75,8 +75,6 @@ class OkxClient(BasePriceClient):
     symbols = SymbolMap("{sym}-USDT")
     # Published: 20 requests per 2 seconds per IP for this endpoint. A bucket of 5/s with a burst of 5 sends at
     # most 15 in any 2 s.
-    rate_per_second = 5.0
-    burst = 5.0
     limit = MAX_LIMIT
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:

@@ -147,8 +147,6 @@ class BasePriceClient:
 
     name: ClassVar[str]
     symbols: ClassVar[SymbolMap]
-    rate_per_second: ClassVar[float] = 5.0
-    burst: ClassVar[float] = 1.0
 
     def __init__(
         self,
@@ -178,7 +176,7 @@ class BasePriceClient:
     def _http_options(self) -> dict[str, Any]:
         if not self.rate_limited:
             return {"rate_per_second": None}
-        return {"rate_per_second": self.rate_per_second, "burst": self.burst}
+        return rate_options(self.name)
 
     def _auth_headers(self) -> dict[str, str]:
         """Credential headers, sent with every request (also through an injected HttpClient)."""
@@ -207,6 +205,14 @@ class BasePriceClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
+
+
+def rate_options(provider: str) -> dict[str, float]:
+    """HttpClient options for ``provider``'s published rate limit, as its registry entry declares it."""
+    from crypto_assets.providers.registry import provider as spec_of
+
+    limit = spec_of(provider).rate_limit
+    return {"rate_per_second": limit.per_second, "burst": limit.burst}
 
 
 def collect(getter: Callable[[Callable[[Any], None]], Any], parse: Callable[[Any], Any]) -> Any:

@@ -83,7 +83,6 @@ def parse_feeds(variable: str, raw: str) -> tuple[str, ...]:
 
 class RssClient(BaseNewsClient):
     name = "rss"
-    rate_per_second = 2.0
 
     def __init__(
         self,
