@@ -17,6 +17,8 @@ from crypto_assets.providers.prices import (
     PARTIAL,
     FailoverResult,
     PriceClient,
+    day_problem,
+    distinct_bars,
     empty_prices_frame,
     fetch_prices_with_failover,
 )
@@ -40,7 +42,8 @@ def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
 
 
 def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day: date) -> pd.DataFrame:
-    """The bars of ``day`` from the next provider (after the one that served it) that answers, per symbol.
+    """The bars of ``day`` from the next provider (after the one that served it) whose answer is acceptable, per
+    symbol (judged as the failover judges answers: ``day_problem``).
 
     Used to score accuracy: a second opinion on a sample of stored bars.
     """
@@ -52,10 +55,12 @@ def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day:
             if client.name in served_by:
                 continue
             try:
-                samples.append(client.fetch_hourly(str(symbol), start, end))
-                break
+                answer = client.fetch_hourly(str(symbol), start, end)
             except ProviderError:
                 continue
+            if not answer.empty and day_problem(answer) is None:
+                samples.append(distinct_bars(answer))
+                break
     return pd.concat(samples, ignore_index=True) if samples else frame.iloc[:0]
 
 

@@ -146,7 +146,7 @@ class BinanceReplay(ReplayRoutes):
         if start_ms is not None and end_ms is not None and start_ms > end_ms:
             return error(-1023, "Start time is greater than end time.")
 
-        series = request.data.series[symbol]
+        series = request.series(symbol)
         newest = last_closed_open(request.clock_s)
         if start_ms is not None:
             lo = -(-start_ms // 1000)  # the first bar opening at or after startTime
@@ -164,7 +164,7 @@ class BinanceReplay(ReplayRoutes):
             return [open_ms, money(o), money(h), money(low), money(c), money(v), open_ms + HOUR * 1000 - 1,
                     money(v * c), 0, "0.00000000", "0.00000000", "0"]  # fmt: skip
 
-        response = json_response(request.order(request.price_rows(bars, fmt, 4)), 200, **headers)
+        response = json_response(request.order(symbol, request.price_rows(symbol, bars, fmt, 4)), 200, **headers)
         response.content_type = "application/json;charset=UTF-8"
         return response
 

@@ -168,7 +168,7 @@ class BitstampReplay(ReplayRoutes):
         end = request.integer("end", lambda: error_response("Invalid end."))
         exclude_current = (request.one("exclude_current_candle") or "").lower() in ("true", "1")
 
-        series = request.data.series[symbol]
+        series = request.series(symbol)
         clock = request.clock_s
         newest = clock - clock % HOUR  # the running bar opened here
         if exclude_current:
@@ -187,7 +187,7 @@ class BitstampReplay(ReplayRoutes):
             return {"timestamp": str(t), "open": plain(o), "high": plain(h), "low": plain(low), "close": plain(c),
                     "volume": money(v)}  # fmt: skip
 
-        rows = request.order(request.price_rows(bars, fmt, "close"))
+        rows = request.order(symbol, request.price_rows(symbol, bars, fmt, "close"))
         return json_response({"data": {"pair": f"{symbol}/USD", "ohlc": rows}})
 
     def not_found(self) -> Response:

@@ -122,15 +122,15 @@ class CoinbaseReplay(ReplayRoutes):
             end = newest
             start = end - (MAX_CANDLES - 1) * HOUR
         request.check_down_days(start, end)
-        bars = request.data.series[symbol].bars(start, min(end, newest))
+        bars = request.series(symbol).bars(start, min(end, newest))
 
         def fmt(bar: list[Any]) -> list[Any]:
             t, o, h, low, c, v = bar
             return [t, low, h, o, c, v]
 
-        rows = request.price_rows(bars, fmt, 4)
+        rows = request.price_rows(symbol, bars, fmt, 4)
         rows.reverse()  # newest first
-        return json_response(request.order(rows))
+        return json_response(request.order(symbol, rows))
 
     def rate_limited(self) -> Response:
         return json_response({"message": "Public rate limit exceeded"}, 429, **{"Retry-After": "1"})

@@ -252,14 +252,14 @@ class CryptoCompareReplay(ReplayRoutes):
         time_to = newest if to_ts is None else min(to_ts - to_ts % HOUR, newest)
         time_from = time_to - limit * HOUR
         request.check_down_days(time_from, time_to)
-        bars = request.data.series[fsym.upper()].bars(time_from, time_to)
+        bars = request.series(fsym.upper()).bars(time_from, time_to)
 
         def fmt(bar: list[Any]) -> dict[str, Any]:
             t, o, h, low, c, v = bar
             return {"time": t, "high": h, "low": low, "open": o, "volumefrom": v, "volumeto": round(v * c, 8),
                     "close": c, "conversionType": "direct", "conversionSymbol": ""}  # fmt: skip
 
-        rows = request.order(request.price_rows(bars, fmt, "close"))
+        rows = request.order(fsym.upper(), request.price_rows(fsym.upper(), bars, fmt, "close"))
         return json_response(
             {
                 "Response": "Success",

@@ -112,7 +112,7 @@ class KrakenReplay(ReplayRoutes):
         since = request.integer("since", invalid)
         if interval != 60:  # only hourly data is bundled (the real API also has 1 ... 21600 minutes)
             return invalid()
-        series = request.data.series[symbol]
+        series = request.series(symbol)
         # Every bar that has opened by the clock exists; the last one is still running (unless the bundled
         # data ends before the clock). Only the latest 720 exist at all.
         latest = series.last_open_at_or_before(request.clock_s)
@@ -133,7 +133,7 @@ class KrakenReplay(ReplayRoutes):
             vwap = round((h + low + c) / 3, 8)  # typical price: the bundled data has no VWAP
             return [t, plain(o), plain(h), plain(low), plain(c), plain(vwap), money(v), 0]
 
-        rows = request.order(request.price_rows(bars, fmt, 4))
+        rows = request.order(symbol, request.price_rows(symbol, bars, fmt, 4))
         return json_response({"error": [], "result": {key: rows, "last": last}})
 
     def not_found(self) -> Response:

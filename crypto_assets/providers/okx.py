@@ -174,7 +174,7 @@ class OkxReplay(ReplayRoutes):
         if not 1 <= limit <= MAX_LIMIT:
             return bad("limit")
 
-        series = request.data.series[symbol]
+        series = request.series(symbol)
         # Every bar that has opened by the clock exists; the one still running is sent with confirm "0".
         hi = request.clock_s if after is None else min(request.clock_s, -(-after // 1000) - 1)
         lo = -(2**62) if before is None else before // 1000 + 1
@@ -193,9 +193,9 @@ class OkxReplay(ReplayRoutes):
             return [str(t * 1000), plain(o), plain(h), plain(low), plain(c), plain(v), quote, quote,
                     "0" if t + HOUR > clock else "1"]  # fmt: skip
 
-        rows = request.price_rows(bars, fmt, 4)
+        rows = request.price_rows(symbol, bars, fmt, 4)
         rows.reverse()  # newest first
-        return json_response({"code": OK_CODE, "msg": "", "data": request.order(rows)})
+        return json_response({"code": OK_CODE, "msg": "", "data": request.order(symbol, rows)})
 
     def rate_limited(self) -> Response:
         return json_response({"code": RATE_LIMIT_CODE, "msg": RATE_LIMIT_MSG, "data": []}, 429)

@@ -13,11 +13,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from crypto_assets.errors import ConfigError
+from crypto_assets.symbols import validate_symbol
 
 FAULT_KINDS: tuple[str, ...] = ("429", "5xx", "slow", "truncated", "html")
 # "slow" is opt-in: it makes every faulted request take slow_seconds.
 DEFAULT_KINDS: tuple[str, ...] = ("429", "5xx", "truncated", "html")
-CORRUPTIONS: tuple[str, ...] = ("duplicates", "out_of_order", "gap", "high_lt_low", "junk_strings")
+CORRUPTIONS: tuple[str, ...] = (
+    "duplicates",
+    "out_of_order",
+    "gap",
+    "high_lt_low",
+    "junk_strings",
+    "nan_close",
+    "negative_price",
+    "conflicting_duplicate",
+)
 
 GAP_HOUR = 13  # "gap": the 13:00 UTC bar of every day is left out
 DUPLICATE_HOUR = 7  # "duplicates": the 07:00 UTC bar of every day is sent twice
@@ -39,6 +49,11 @@ class FaultConfig:
     Besides random faults: ``down`` providers answer 503 to everything, ``geo_blocked`` ones 451,
     ``require_keys`` ones 401 to a request without credentials (as CryptoCompare since 2026-05-21), and
     ``shed_load`` maps a provider to the share of its requests answered 429 (as GDELT sheds load).
+
+    The market as messy as it is: ``listings`` / ``delistings`` map a symbol to its first / last day with bars
+    (at every provider); ``holes`` removes hours from providers' answers (``{"symbol": "BTC", "start":
+    "2022-05-11T10:00", "hours": 3, "providers": ["binance"]}``, every provider when ``providers`` is empty);
+    ``corrupt`` keys are a provider (every symbol) or ``provider:SYMBOL``.
     """
 
     rate: float = 0.0
@@ -51,6 +66,9 @@ class FaultConfig:
     geo_blocked: list[str] = field(default_factory=list)
     require_keys: list[str] = field(default_factory=list)
     shed_load: dict[str, float] = field(default_factory=dict)
+    listings: dict[str, str] = field(default_factory=dict)
+    delistings: dict[str, str] = field(default_factory=dict)
+    holes: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def live_like(cls, seed: int = 0) -> FaultConfig:
@@ -103,13 +121,41 @@ class FaultConfig:
             raise ConfigError("corrupt must map a price provider to a list of corruptions")
         corrupt: dict[str, list[str]] = {}
         price_providers = _replayed("prices")
-        for provider, names in self.corrupt.items():
+        for key, names in self.corrupt.items():
+            provider, _, symbol = str(key).partition(":")
             if provider not in price_providers:
                 raise ConfigError(
                     f"corrupt: unknown price provider {provider!r}; choose from {', '.join(price_providers)}"
                 )
-            corrupt[provider] = _subset(f"corruption for {provider}", names, CORRUPTIONS)
+            if symbol:
+                validate_symbol(symbol)
+            corrupt[str(key)] = _subset(f"corruption for {key}", names, CORRUPTIONS)
         self.corrupt = corrupt
+        for what, days in (("listings", self.listings), ("delistings", self.delistings)):
+            if not isinstance(days, dict):
+                raise ConfigError(f"{what} must map a symbol to an ISO day")
+            for symbol, day in days.items():
+                validate_symbol(symbol)
+                try:
+                    date.fromisoformat(str(day))
+                except ValueError:
+                    raise ConfigError(f"{what} {symbol}: {day!r} is not an ISO date such as 2022-05-10") from None
+        holes = []
+        for hole in _as_list("holes", self.holes):
+            if not isinstance(hole, dict) or set(hole) - {"symbol", "start", "hours", "providers"}:
+                raise ConfigError(f"hole {hole!r}: expected symbol, start, hours and optionally providers")
+            validate_symbol(str(hole.get("symbol", "")))
+            try:
+                start = datetime.fromisoformat(str(hole["start"])).replace(tzinfo=UTC)
+                hours = int(hole["hours"])
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"hole {hole!r}: start is an ISO hour (2022-05-11T10:00), hours an integer") from None
+            if start.minute or start.second or hours < 1:
+                raise ConfigError(f"hole {hole!r}: start must be on the hour and hours positive")
+            providers = _subset("hole provider", hole.get("providers", []), price_providers)
+            holes.append({"symbol": hole["symbol"], "start": start.strftime("%Y-%m-%dT%H:%M"), "hours": hours,
+                          "providers": providers})  # fmt: skip
+        self.holes = holes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +180,22 @@ class FaultConfig:
             raise ConfigError(f"fault config is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
+    def corruptions(self, provider: str, symbol: str) -> list[str]:
+        """The corruptions of ``provider``'s answers for ``symbol``."""
+        return [*self.corrupt.get(provider, []), *self.corrupt.get(f"{provider}:{symbol}", [])]
+
+    def missing_opens(self, provider: str, symbol: str) -> tuple[int | None, int | None, set[int]]:
+        """(first, end) bounds in epoch seconds from the listing / delisting (None: unbounded) and the bar opens
+        a hole removes from ``provider``'s answers for ``symbol``."""
+        first = _day_seconds(self.listings[symbol]) if symbol in self.listings else None
+        end = _day_seconds(self.delistings[symbol]) + 86400 if symbol in self.delistings else None
+        removed: set[int] = set()
+        for hole in self.holes:
+            if hole["symbol"] == symbol and (not hole["providers"] or provider in hole["providers"]):
+                start = int(datetime.fromisoformat(hole["start"]).replace(tzinfo=UTC).timestamp())
+                removed.update(start + 3600 * h for h in range(hole["hours"]))
+        return first, end, removed
+
     def down_day_ranges(self) -> list[tuple[int, int]]:
         """Each down day as ``[start_s, end_s)`` in epoch seconds (UTC)."""
         ranges = []
@@ -145,6 +207,10 @@ class FaultConfig:
     def overlaps_down_day(self, lo_s: int, hi_s: int) -> bool:
         """Whether bar opens in ``[lo_s, hi_s]`` touch a down day."""
         return any(lo_s < end and hi_s >= start for start, end in self.down_day_ranges())
+
+
+def _day_seconds(day: str) -> int:
+    return int(datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).timestamp())
 
 
 def _as_list(what: str, value: Any) -> list[Any]:
@@ -212,6 +278,8 @@ def corrupt_bars(bars: list[Bar], corruptions: list[str]) -> list[Bar]:
     - gap: drop the 13:00 UTC bar of every day
     - duplicates: send each 07:00 UTC bar twice (the first bar when there is none)
     - high_lt_low: swap high and low of one bar (the middle one, or the next with high != low)
+    - nan_close / negative_price: the middle bar's close is NaN / its low is negative
+    - conflicting_duplicate: the 07:00 UTC bar is sent twice, the second with a close 5% higher
     ``junk_strings`` (``junk``) and ``out_of_order`` (``shuffle_rows``) act on the formatted rows.
     """
     bars = [list(bar) for bar in bars]
@@ -233,6 +301,16 @@ def corrupt_bars(bars: list[Bar], corruptions: list[str]) -> list[Bar]:
         order = list(range(middle, len(bars))) + list(range(middle))
         index = next((i for i in order if bars[i][2] != bars[i][3]), middle)
         bars[index][2], bars[index][3] = bars[index][3], bars[index][2]
+    if "nan_close" in corruptions and bars:
+        bars[len(bars) // 2][4] = float("nan")
+    if "negative_price" in corruptions and bars:
+        bars[len(bars) // 2][3] = -abs(bars[len(bars) // 2][3])
+    if "conflicting_duplicate" in corruptions and bars:
+        index = next((i for i, bar in enumerate(bars) if (bar[0] // 3600) % 24 == DUPLICATE_HOUR), 0)
+        other = list(bars[index])
+        other[4] = other[4] * 1.05
+        other[2] = max(other[2], other[4])  # still a consistent bar on its own: only the repeat contradicts
+        bars.insert(index + 1, other)
     return bars
 
 

@@ -234,6 +234,7 @@ class ReplayServer:
             return Response(404, b"Not Found", "text/plain; charset=utf-8")
         config, fault, shed, clock_s = self._admit(provider)
         request = ReplayRequest(
+            provider=provider,
             method=method,
             path="/" + "/".join(segments[1:]) + ("/" if path.endswith("/") and len(segments) > 1 else ""),
             query=query,
@@ -241,7 +242,6 @@ class ReplayServer:
             clock_s=clock_s,
             data=self._data,
             faults=config,
-            corruptions=config.corrupt.get(provider, []),
             state=self._state[provider],
             state_lock=self._lock,
         )

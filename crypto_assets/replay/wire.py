@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from crypto_assets.replay.data import NewsIndex, Series
 from crypto_assets.replay.faults import corrupt_bars, junk, shuffle_rows
 
@@ -101,6 +103,7 @@ class BundledData:
 class ReplayRequest:
     """One provider request as the server hands it to the provider's routes."""
 
+    provider: str
     method: str
     path: str  # below the provider prefix, e.g. /api/v3/klines
     query: Mapping[str, list[str]]
@@ -108,7 +111,6 @@ class ReplayRequest:
     clock_s: int
     data: BundledData
     faults: FaultConfig
-    corruptions: list[str]
     state: MutableMapping[str, Any]  # this provider's state on this server (e.g. Binance's weight counter)
     state_lock: threading.Lock
 
@@ -131,21 +133,42 @@ class ReplayRequest:
         assert spec.symbols is not None
         return spec.symbols.to_universe(name, self.data.series)
 
+    def series(self, symbol: str) -> Series:
+        """``symbol``'s bars as this provider has them: without the hours before a listing, after a delisting, or
+        in a hole of this provider (FaultConfig)."""
+        base = self.data.series[symbol]
+        first, end, removed = self.faults.missing_opens(self.provider, symbol)
+        if first is None and end is None and not removed:
+            return base
+        keep = np.ones(len(base.opens), dtype=bool)
+        if first is not None:
+            keep &= base.opens >= first
+        if end is not None:
+            keep &= base.opens < end
+        if removed:
+            keep &= ~np.isin(base.opens, np.fromiter(removed, dtype=np.int64))
+        return Series(base.opens[keep], base.values[keep])
+
     def check_down_days(self, lo_s: int, hi_s: int) -> None:
         """Answer 503 when bar opens in ``[lo_s, hi_s]`` touch a configured down day."""
         if self.faults.overlaps_down_day(lo_s, max(lo_s, hi_s)):
             raise Reply(down_response())
 
-    def price_rows(self, bars: list[list[Any]], fmt: Callable[[list[Any]], Any], close_key: Any) -> list[Any]:
-        """Corrupt (as configured), format and junk ascending bars; returns provider rows, ascending."""
-        bars = corrupt_bars(bars, self.corruptions)
+    def price_rows(
+        self, symbol: str, bars: list[list[Any]], fmt: Callable[[list[Any]], Any], close_key: Any
+    ) -> list[Any]:
+        """Corrupt (as configured for this provider and symbol), format and junk ascending bars, and shuffle them
+        when configured; returns the provider rows."""
+        corruptions = self.faults.corruptions(self.provider, symbol)
+        bars = corrupt_bars(bars, corruptions)
         rows = [fmt(bar) for bar in bars]
-        if "junk_strings" in self.corruptions and rows:
+        if "junk_strings" in corruptions and rows:
             rows[0][close_key] = junk(rows[0][close_key])
         return rows
 
-    def order(self, rows: list[Any]) -> list[Any]:
-        return shuffle_rows(rows, self.faults.seed) if "out_of_order" in self.corruptions else rows
+    def order(self, symbol: str, rows: list[Any]) -> list[Any]:
+        shuffled = "out_of_order" in self.faults.corruptions(self.provider, symbol)
+        return shuffle_rows(rows, self.faults.seed) if shuffled else rows
 
 
 class ReplayRoutes:
