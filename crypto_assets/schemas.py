@@ -17,6 +17,7 @@ import pandas as pd
 import pandera.errors as pa_errors
 import pandera.pandas as pa
 from pandas.api.types import is_float_dtype
+from pandera.engines import pandas_engine
 from pandera.typing import Series
 
 from crypto_assets.transforms.features import FEATURE_NAMES
@@ -143,6 +144,56 @@ class NewsModel(_WarehouseModel):
 
     class Config:
         unique = ("article_id",)
+
+
+PRICE_COVERAGE_STATUSES: tuple[str, ...] = ("complete", "partial", "no_data", "failed")
+NEWS_COVERAGE_STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
+
+
+class PriceCoverageModel(_WarehouseModel):
+    """raw.price_coverage: what the price providers answered for each (symbol, UTC day)."""
+
+    symbol: Series[str] = _symbol()
+    day: Series[pandas_engine.Date] = pa.Field(description="UTC day (DATE)")
+    status: Series[str] = pa.Field(
+        isin=list(PRICE_COVERAGE_STATUSES),
+        description=(
+            "complete: 24 bars, or every closed hour of the day still in progress; partial: fewer; "
+            "no_data: every provider answered without error and none had a bar; failed: a provider erred and "
+            "none served"
+        ),
+    )
+    bars: Series[np.int64] = pa.Field(ge=0, description="bars stored for the day")
+    provider: Series[str] = pa.Field(nullable=True, description="who served the day; null when none")
+    detail: Series[str] = pa.Field(description="each provider's answer in a few words")
+
+    class Config:
+        unique = ("symbol", "day")
+
+
+class NewsCoverageModel(_WarehouseModel):
+    """raw.news_coverage: one row per news provider answer, the time window it covered and how it went."""
+
+    provider: Series[str] = pa.Field(description="news provider, e.g. cryptocompare or rss")
+    window_start: Series[pd.DatetimeTZDtype] = pa.Field(
+        **_UTC, description="start of what the answer covered, UTC (for RSS: the oldest item)"
+    )
+    window_end: Series[pd.DatetimeTZDtype] = pa.Field(
+        **_UTC, description="end of what the answer covered, UTC (for RSS: the fetch time); after window_start"
+    )
+    status: Series[str] = pa.Field(
+        isin=list(NEWS_COVERAGE_STATUSES), description="ok, failed or skipped (e.g. no API key)"
+    )
+    articles: Series[np.int64] = pa.Field(ge=0, description="articles the answer held")
+    fetched_at: Series[pd.DatetimeTZDtype] = pa.Field(**_UTC, description="when the provider was asked, UTC")
+    detail: Series[str] = pa.Field(description="the answer in a few words (the error of a failed one)")
+
+    class Config:
+        unique = ("provider", "window_start")
+
+    @pa.dataframe_check(name="window_end_after_start", description="window_end > window_start")
+    def _window_end_after_start(cls, df: pd.DataFrame) -> pd.Series:
+        return df["window_end"] > df["window_start"]
 
 
 class ArticleSentimentModel(_WarehouseModel):
@@ -307,6 +358,8 @@ class PartitionScoresModel(_WarehouseModel):
 TABLE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "raw.prices": PricesModel,
     "raw.news": NewsModel,
+    "raw.price_coverage": PriceCoverageModel,
+    "raw.news_coverage": NewsCoverageModel,
     "features.article_sentiment": ArticleSentimentModel,
     "features.technical_indicators": TechnicalIndicatorsModel,
     "features.sentiment_hourly": SentimentHourlyModel,
@@ -377,14 +430,38 @@ def _normalise_utc(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataF
     return out
 
 
+def _normalise_dates(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    """Bring DATE columns held as timestamps at midnight (DuckDB returns DATE as naive ``datetime64[us]``; a
+    UTC ``Timestamp.floor("D")`` is one too) to ``datetime.date`` values; other timestamps are left alone so
+    that validation rejects them."""
+    out = df
+    for name, column in model.to_schema().columns.items():
+        if name not in df.columns or not isinstance(column.dtype, pandas_engine.Date):
+            continue
+        values = df[name]
+        if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+            continue
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            if not _is_utc(values.dtype.tz):
+                continue
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        if not (values.dropna() == values.dropna().dt.normalize()).all():
+            continue
+        if out is df:
+            out = df.copy()
+        out[name] = pd.Series(values.dt.date.to_numpy(dtype=object), index=df.index).where(values.notna(), None)
+    return out
+
+
 def validate_frame(table: str, df: pd.DataFrame) -> pd.DataFrame:
     """Validate ``df`` against ``table``'s model, collecting every failure (lazy) before raising.
 
-    Returns the validated frame (UTC timestamps normalised to ``datetime64[ns, UTC]``); raises
+    Returns the validated frame (UTC timestamps normalised to ``datetime64[ns, UTC]``, DATE columns to
+    ``datetime.date``); raises
     ``SchemaViolation`` naming the table with a readable table of the first failure cases.
     """
     model = model_for(table)
-    frame = _normalise_utc(df, model)
+    frame = _normalise_dates(_normalise_utc(df, model), model)
     # pandera cannot report uniqueness failures on a frame whose index has duplicate labels.
     positional = not frame.index.is_unique
     if positional:
@@ -410,6 +487,8 @@ def column_names(table: str) -> list[str]:
 
 
 def _sql_type(column: pa.Column) -> str:
+    if isinstance(column.dtype, pandas_engine.Date):
+        return "DATE"
     dtype = column.dtype.type
     if isinstance(dtype, pd.DatetimeTZDtype):
         return "TIMESTAMPTZ"
@@ -475,7 +554,11 @@ def dagster_table_schema(table: str) -> dg.TableSchema:
                 constraints=dg.TableColumnConstraints(nullable=_db_nullable(column), unique=key == [name], other=other),
             )
         )
-    return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=[f"primary key ({', '.join(key)})"]))
+    # Rules across a row's columns (e.g. window_end > window_start) are the model's dataframe checks.
+    table_rules = [check.description or check.name for check in schema.checks]
+    return dg.TableSchema(
+        columns=columns, constraints=dg.TableConstraints(other=[f"primary key ({', '.join(key)})", *table_rules])
+    )
 
 
 def duckdb_ddl(table: str) -> str:

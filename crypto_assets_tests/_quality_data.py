@@ -67,6 +67,51 @@ def real_news() -> pd.DataFrame:
     return _news().copy()
 
 
+def price_coverage() -> pd.DataFrame:
+    """raw.price_coverage rows of the real bars: every (symbol, UTC day) complete, served by Binance."""
+    prices = real_prices()
+    days = prices.assign(day=prices["ts"].dt.floor("D").dt.date).groupby(["symbol", "day"], sort=True).size()
+    frame = days.rename("bars").reset_index()
+    return frame.assign(
+        status="complete",
+        bars=frame["bars"].astype("int64"),
+        provider="binance",
+        detail=[f"binance: {n} bars" for n in frame["bars"]],
+    )[["symbol", "day", "status", "bars", "provider", "detail"]]
+
+
+def news_coverage() -> pd.DataFrame:
+    """raw.news_coverage rows for the real news: one successful answer per UTC day, and a failed RSS fetch."""
+    news = real_news()
+    per_day = news.groupby(news["published_at"].dt.floor("D")).size()
+    ok = pd.DataFrame(
+        {
+            "provider": "replay",
+            "window_start": per_day.index,
+            "window_end": per_day.index + pd.Timedelta(days=1),
+            "status": "ok",
+            "articles": per_day.to_numpy(dtype="int64"),
+            "fetched_at": INGESTED_AT,
+            "detail": [f"{n} articles" for n in per_day],
+        }
+    )
+    failed = pd.DataFrame(
+        {
+            "provider": ["rss"],
+            "window_start": [per_day.index[-1] + pd.Timedelta(hours=20)],
+            "window_end": [INGESTED_AT],
+            "status": ["failed"],
+            "articles": np.array([0], dtype="int64"),
+            "fetched_at": [INGESTED_AT],
+            "detail": ["HTTP 503 from the feed"],
+        }
+    )
+    frame = pd.concat([ok, failed], ignore_index=True)
+    for column in ("window_start", "window_end", "fetched_at"):
+        frame[column] = frame[column].astype("datetime64[ns, UTC]")
+    return frame
+
+
 def article_sentiment() -> pd.DataFrame:
     """One row per (real article, symbol) with a deterministic compound score in [-1, 1]."""
     news = real_news().head(60)

@@ -6,6 +6,7 @@ those frames with one crafted defect each. Nothing is mocked.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import dagster as dg
@@ -28,6 +29,8 @@ from crypto_assets_tests import _quality_data as data
 BUILDERS: dict[str, Callable[[], pd.DataFrame]] = {
     "raw.prices": lambda: data.real_prices(ingested=True),
     "raw.news": data.real_news,
+    "raw.price_coverage": data.price_coverage,
+    "raw.news_coverage": data.news_coverage,
     "features.article_sentiment": data.article_sentiment,
     "features.technical_indicators": data.technical_indicators,
     "features.sentiment_hourly": data.sentiment_hourly,
@@ -71,6 +74,8 @@ def test_every_table_has_a_model_and_the_contract_columns() -> None:
     assert set(TABLE_MODELS) == {
         "raw.prices",
         "raw.news",
+        "raw.price_coverage",
+        "raw.news_coverage",
         "features.article_sentiment",
         "features.technical_indicators",
         "features.sentiment_hourly",
@@ -93,7 +98,14 @@ def test_every_table_has_a_model_and_the_contract_columns() -> None:
     ]  # fmt: skip
     assert cols("features.feature_vectors") == ["symbol", "ts", *FEATURES_MD]
     assert cols("ml.training_set") == ["symbol", "ts", *FEATURES_MD, "target_log_return_1h", "target_up_1h", "split"]
+    assert cols("raw.price_coverage") == ["symbol", "day", "status", "bars", "provider", "detail"]
+    assert cols("raw.news_coverage") == [
+        "provider", "window_start", "window_end", "status", "articles", "fetched_at", "detail",
+    ]  # fmt: skip
+    assert list(TABLE_MODELS)[:4] == ["raw.prices", "raw.news", "raw.price_coverage", "raw.news_coverage"]
     assert schemas.grain("raw.prices") == ["symbol", "ts"]
+    assert schemas.grain("raw.price_coverage") == ["symbol", "day"]
+    assert schemas.grain("raw.news_coverage") == ["provider", "window_start"]
     assert schemas.grain("raw.news") == ["article_id"]
     assert schemas.grain("features.article_sentiment") == ["article_id", "symbol", "model"]
 
@@ -287,11 +299,12 @@ def test_dagster_table_schema_matches_model(table: str) -> None:
     key = schemas.grain(table)
     for col in table_schema.columns:
         pa_col = model_schema.columns[col.name]
-        assert col.type in {"TIMESTAMPTZ", "DOUBLE", "VARCHAR", "BOOLEAN", "BIGINT"}
+        assert col.type in {"TIMESTAMPTZ", "DATE", "DOUBLE", "VARCHAR", "BOOLEAN", "BIGINT"}
         assert col.description, f"{table}.{col.name} has no description"
         assert col.constraints.nullable == (pa_col.nullable or not pa_col.required)
         assert col.constraints.unique == (key == [col.name])
-    assert table_schema.constraints.other == [f"primary key ({', '.join(key)})"]
+    rules = [check.description for check in model_schema.checks]
+    assert table_schema.constraints.other == [f"primary key ({', '.join(key)})", *rules]
 
 
 def test_dagster_table_schema_types_and_constraints() -> None:
@@ -312,6 +325,17 @@ def test_dagster_table_schema_types_and_constraints() -> None:
     news = {c.name: c for c in dagster_table_schema("raw.news").columns}
     assert news["article_id"].constraints.unique
     assert "optional" in news["ingested_at"].constraints.other
+    days = {c.name: c for c in dagster_table_schema("raw.price_coverage").columns}
+    assert days["day"].type == "DATE" and not days["day"].constraints.nullable
+    assert days["status"].constraints.other == ["one of complete, partial, no_data, failed"]
+    assert days["bars"].type == "BIGINT" and days["bars"].constraints.other == [">= 0"]
+    assert days["provider"].constraints.nullable and not days["detail"].constraints.nullable
+    answers = dagster_table_schema("raw.news_coverage")
+    assert answers.constraints.other == ["primary key (provider, window_start)", "window_end > window_start"]
+    by_answer = {c.name: c for c in answers.columns}
+    assert [by_answer[c].type for c in ("window_start", "window_end", "fetched_at")] == ["TIMESTAMPTZ"] * 3
+    assert by_answer["status"].constraints.other == ["one of ok, failed, skipped"]
+    assert all(c.description for c in answers.columns)
 
 
 @pytest.mark.parametrize("table", list(TABLE_MODELS))
@@ -347,3 +371,65 @@ def test_duckdb_ddl_enforces_not_null() -> None:
             "INSERT INTO raw.prices (symbol, ts, open, high, low, close, volume, provider) "
             "VALUES ('BTC', TIMESTAMPTZ '2022-05-04 00:00:00+00', 1, 2, 1, NULL, 5, 'binance')"
         )
+
+
+# --- raw.price_coverage and raw.news_coverage ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "check"),
+    [
+        ("raw.price_coverage", "status", "ok", "isin(['complete', 'partial', 'no_data', 'failed'])"),
+        ("raw.price_coverage", "bars", -1, "greater_than_or_equal_to(0)"),
+        ("raw.price_coverage", "symbol", "btc", "str_matches('^[A-Z0-9]{2,15}$')"),
+        ("raw.price_coverage", "detail", None, "not_nullable"),
+        ("raw.news_coverage", "status", "complete", "isin(['ok', 'failed', 'skipped'])"),
+        ("raw.news_coverage", "articles", -3, "greater_than_or_equal_to(0)"),
+        ("raw.news_coverage", "provider", None, "not_nullable"),
+    ],
+)
+def test_coverage_models_reject(table: str, column: str, value: object, check: str) -> None:
+    frame = BUILDERS[table]()
+    frame.loc[frame.index[-1], column] = value
+    assert (column, check) in _checks(_violation(table, frame))
+
+
+def test_price_coverage_day_is_a_date_and_provider_may_be_null() -> None:
+    days = data.price_coverage()
+    failed = days.iloc[[0]].assign(day=dt.date(2022, 5, 14), status="failed", bars=0, provider=None)
+    failed["detail"] = "binance: HTTP 451; coinbase: timeout"
+    validate_frame("raw.price_coverage", pd.concat([days, failed], ignore_index=True))
+    # a timestamp at midnight (naive, as DuckDB returns DATE, or UTC) is the day; any other time is not a day
+    as_ts = days.assign(day=pd.to_datetime(days["day"]))
+    out = validate_frame("raw.price_coverage", as_ts)
+    assert out["day"].tolist() == days["day"].tolist() and isinstance(out["day"].iloc[0], dt.date)
+    validate_frame("raw.price_coverage", days.assign(day=pd.to_datetime(days["day"]).dt.tz_localize("UTC")))
+    noon = as_ts.assign(day=as_ts["day"] + pd.Timedelta(hours=12))
+    assert "day" in set(_violation("raw.price_coverage", noon).failure_cases["column"])
+    dup = pd.concat([days, days.iloc[[3]]], ignore_index=True)
+    assert set(_violation("raw.price_coverage", dup).failure_cases["check"]) == {"multiple_fields_uniqueness"}
+
+
+def test_news_coverage_window_must_end_after_it_starts() -> None:
+    answers = data.news_coverage()
+    answers.loc[1, "window_end"] = answers.loc[1, "window_start"]
+    exc = _violation("raw.news_coverage", answers)
+    assert set(exc.failure_cases["check"]) == {"window_end_after_start"}
+    naive = data.news_coverage().assign(window_start=lambda f: f["window_start"].dt.tz_localize(None))
+    assert "window_start" in set(_violation("raw.news_coverage", naive).failure_cases["column"])
+
+
+def test_coverage_tables_round_trip_through_duckdb() -> None:
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA raw")
+    for table in ("raw.price_coverage", "raw.news_coverage"):
+        conn.execute(duckdb_ddl(table))
+        frame = BUILDERS[table]()
+        conn.register("incoming", frame)
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        conn.unregister("incoming")
+        back = conn.execute(f"SELECT * FROM {table} ORDER BY ALL").df()
+        out = validate_frame(table, back)
+        expected = frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
+        pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+    assert conn.execute("SELECT typeof(day) FROM raw.price_coverage LIMIT 1").fetchone()[0] == "DATE"
