@@ -438,7 +438,7 @@ def test_null_rates_still_fail_on_nulls_inside_complete_windows() -> None:
     assert result.failures["feature"].tolist() == ["vwap_dev_24h", "news_volume_24h"]
     vwap = result.failures.set_index("feature").loc["vwap_dev_24h"]
     assert vwap["nulls"] == 20 and vwap["null_rate"] == pytest.approx(20 / vwap["rows"])
-    assert "in complete windows" in result.description
+    assert "on the rows whose lag or window is complete" in result.description
 
 
 def test_splits_purged_passes_on_a_purged_split() -> None:

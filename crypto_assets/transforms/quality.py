@@ -570,15 +570,20 @@ def null_rates(
         }
     )
     if judged is None:
-        scope = f"({n} rows judged)"
+        description = (
+            f"{len(over)} features above {max_null_rate:.1%} nulls after a {warmup_bars}-bar warm-up ({n} rows judged)"
+        )
     else:
-        scope = (
-            f"in complete windows ({n} rows, {min(rows.values(), default=0)}-{max(rows.values(), default=0)} judged)"
+        lo, hi = min(rows.values(), default=0), max(rows.values(), default=0)
+        warm = f", after a {warmup_bars}-bar warm-up" if warmup_bars else ""
+        description = (
+            f"{len(over)} features above {max_null_rate:.1%} nulls on the rows whose lag or window is complete "
+            f"({lo}-{hi} of {n} rows judged per feature{warm})"
         )
     return RuleResult(
         passed=not over,
         severity="error",
-        description=f"{len(over)} features above {max_null_rate:.1%} nulls after a {warmup_bars}-bar warm-up {scope}",
+        description=description,
         failures=failures,
         metrics={
             "rows_after_warmup": n,
