@@ -108,7 +108,7 @@ def loop(prices: pd.DataFrame, sentiment: pd.DataFrame, benchmark: str = "BTC") 
         f["ema_ratio_12_26"] = EMAIndicator(c, 12).ema_indicator() / EMAIndicator(c, 26).ema_indicator() - 1
         # features.md: 1-5 are null while the 24-hour window holds a gap; these series have none, but the hours
         # before a series' first bar count as hours without a bar
-        f.iloc[: 24 - 1, : 5] = np.nan
+        f.iloc[: 24 - 1, :5] = np.nan
         lr = np.log(c).diff()
         f["log_return_1h"] = lr
         f["realized_vol_24h"] = lr.rolling(24).std()

@@ -571,3 +571,35 @@ def test_complete_windows_follow_the_null_rules():
         judged = complete & warm.to_numpy()
         assert present[judged].all(), name  # complete window and warmed up: a value
         assert not present[~complete].any(), name  # incomplete: null
+
+
+def test_day_partitions_equal_whole_history_across_gaps_and_venue_switches():
+    """As the assets read: features a day of bars before the partition, indicators 14 days; gaps and a venue
+    switch across midnight change nothing in that equality."""
+    prices = load_real_prices()
+    midnight = GAP_DAY + 24 * H
+    cut = (prices["symbol"] == "BTC") & prices["ts"].between(midnight - 2 * H, midnight + H)
+    cut |= (prices["symbol"] == "ETH") & (prices["ts"] == GAP_DAY + 7 * H)
+    prices = prices[~cut].reset_index(drop=True)
+    prices.loc[(prices["symbol"] == "ETH") & (prices["ts"] >= midnight - 5 * H), "provider"] = "coinbase"
+    sentiment = synthetic_sentiment(load_real_prices())
+    whole = build_feature_vectors(prices, technical_indicators(prices), sentiment)
+    parts = []
+    for day in pd.date_range(GAP_DAY - 2 * 24 * H, GAP_DAY + 3 * 24 * H, freq="D"):
+        end = day + 24 * H
+        day_bars = prices[(prices["ts"] >= day - 24 * H) & (prices["ts"] < end)]
+        lookback = prices[(prices["ts"] >= day - pd.Timedelta(hours=LOOKBACK_BARS)) & (prices["ts"] < end)]
+        indicators = technical_indicators(lookback)
+        indicators = indicators[indicators["ts"] >= day]
+        fv = build_feature_vectors(day_bars, indicators, sentiment)
+        parts.append(fv[fv["ts"] >= day])
+    part = pd.concat(parts).sort_values(["symbol", "ts"], ignore_index=True)
+    expected = whole[whole["ts"].between(GAP_DAY - 2 * 24 * H, GAP_DAY + 4 * 24 * H - H)].reset_index(drop=True)
+    assert part[["symbol", "ts"]].equals(expected[["symbol", "ts"]])
+    pd.testing.assert_frame_equal(part[list(PROVENANCE_COLUMNS)], expected[list(PROVENANCE_COLUMNS)])
+    assert (part["venues_24h"] == 2).any() and (part["gap_hours_24h"] > 0).sum() > 40
+    for name in SPEC_ORDER:
+        a, b = expected[name].to_numpy(), part[name].to_numpy()
+        assert (np.isnan(a) == np.isnan(b)).all(), name
+        ok = ~np.isnan(a)
+        np.testing.assert_allclose(b[ok], a[ok], rtol=1e-6, atol=0, err_msg=name)
