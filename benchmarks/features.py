@@ -75,6 +75,7 @@ def synthetic_bars(n_symbols: int, n_hours: int, seed: int = 42) -> tuple[pd.Dat
             "news_volume_24h": np.log1p(count),
             "sentiment_momentum_6h": rng.uniform(-0.5, 0.5, n),
             "news_count_24h": count,
+            "news_coverage_24h": 1.0,
         }
     )
     return prices, sentiment
@@ -105,6 +106,9 @@ def loop(prices: pd.DataFrame, sentiment: pd.DataFrame, benchmark: str = "BTC") 
         atr.iloc[:14] = np.nan
         f["atr_14_pct"] = atr / c
         f["ema_ratio_12_26"] = EMAIndicator(c, 12).ema_indicator() / EMAIndicator(c, 26).ema_indicator() - 1
+        # features.md: 1-5 are null while the 24-hour window holds a gap; these series have none, but the hours
+        # before a series' first bar count as hours without a bar
+        f.iloc[: 24 - 1, :5] = np.nan
         lr = np.log(c).diff()
         f["log_return_1h"] = lr
         f["realized_vol_24h"] = lr.rolling(24).std()

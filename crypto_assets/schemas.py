@@ -20,16 +20,20 @@ from pandas.api.types import is_float_dtype
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
-from crypto_assets.transforms.features import FEATURE_NAMES
+from crypto_assets.transforms.features import (
+    FEATURE_CATALOGUE,
+    FEATURE_NAMES,
+    PROVENANCE_CATALOGUE,
+    SENTIMENT_FEATURES,
+    FeatureSpec,
+    ProvenanceSpec,
+)
 from crypto_assets.transforms.training import SPLITS
 
 # The 16 features of features.md in its order (labels and splits too) are defined once, by the code making them.
 FEATURE_COLUMNS: tuple[str, ...] = FEATURE_NAMES
 # ``symbol`` value of a quality.partition_scores row that scores the whole universe.
 ALL_SYMBOLS = "*"
-
-# Float tolerance of correlation bounds: a Pearson correlation computed in float64 can exceed 1 by ~1e-15.
-CORR_EPS = 1e-9
 # Same rule as crypto_assets.symbols.validate_symbol.
 _SYMBOL_PATTERN = r"^[A-Z0-9]{2,15}$"
 _UTC = {"dtype_kwargs": {"unit": "ns", "tz": "UTC"}}
@@ -66,39 +70,52 @@ def _bar_ts() -> Any:
     return pa.Field(**_UTC, description="bar open time, UTC, on the hour; the bar covers [ts, ts + 1h)")
 
 
-# Each feature's range (when the value is present) and description, shared by feature_vectors and training_set.
-_FEATURE_SPECS: dict[str, tuple[dict[str, Any], str]] = {
-    "rsi_14": ({"ge": 0, "le": 100}, "RSI(14) of close, 0..100 (ta.momentum.RSIIndicator)"),
-    "macd_hist_norm": ({}, "MACD(12, 26, 9) histogram / close"),
-    "bb_pct_b": ({}, "Bollinger(20, 2) %B; finite when present (null where the bands have no width)"),
-    "atr_14_pct": ({"ge": 0}, "ATR(14) / close; null for the first 14 bars of a series"),
-    "ema_ratio_12_26": ({"gt": -1}, "EMA12(close) / EMA26(close) - 1"),
-    "log_return_1h": ({}, "ln(close_t / close_t-1)"),
-    "realized_vol_24h": ({"ge": 0}, "sample std (ddof=1) of log_return_1h over the last 24 bars"),
-    "volume_zscore_24h": ({}, "z-score of volume against the last 24 bars (0 where their std is 0)"),
-    "vwap_dev_24h": ({"gt": -1}, "close / VWAP24 - 1, VWAP over the last 24 bars of typical price"),
-    "btc_corr_24h": (
-        {"ge": -1 - CORR_EPS, "le": 1 + CORR_EPS},
-        "Pearson correlation of the symbol's and BTC's log returns over the last 24 bars; 1.0 for BTC",
-    ),
-    "btc_rel_strength_24h": ({}, "24-bar log return of the symbol minus that of BTC; 0.0 for BTC"),
-    "sentiment_mean_24h": (
-        {"ge": -1, "le": 1},
-        "mean compound sentiment of the symbol's articles published in [ts - 23h, ts + 1h); 0.0 when none",
-    ),
-    "news_volume_24h": ({"ge": 0}, "ln(1 + n), n = number of those articles"),
-    "sentiment_momentum_6h": ({"ge": -2, "le": 2}, "mean sentiment over [ts - 5h, ts + 1h) minus the 24h mean"),
-    "hour_sin": ({"ge": -1, "le": 1}, "sin(2 pi hour(ts) / 24)"),
-    "hour_cos": ({"ge": -1, "le": 1}, "cos(2 pi hour(ts) / 24)"),
-}
-_ALWAYS_PRESENT = {"sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h", "hour_sin", "hour_cos"}
+def _feature_field(spec: FeatureSpec, *, nullable: bool) -> Any:
+    """Field of one feature from the catalogue: its formula as the description, its value bounds."""
+    return pa.Field(nullable=nullable, description=spec.formula, **spec.bounds())
 
 
-def _feature(name: str, *, in_training_set: bool = False) -> Any:
-    """Field of one feature: nullable in feature_vectors while its window fills, never in the training set."""
-    ranges, description = _FEATURE_SPECS[name]
-    nullable = not in_training_set and name not in _ALWAYS_PRESENT
-    return pa.Field(nullable=nullable, description=description, **ranges)
+def _provenance_field(spec: ProvenanceSpec, *, nullable: bool) -> Any:
+    return pa.Field(nullable=nullable, description=spec.definition, **spec.bounds())
+
+
+def _ts_on_the_hour(cls: Any, ts: pd.Series) -> pd.Series:
+    return _on_the_hour(ts)
+
+
+def _bar_table_model(
+    name: str, doc: str, columns: dict[str, tuple[Any, Any]], *, before: dict[str, tuple[Any, Any]] | None = None
+) -> type[pa.DataFrameModel]:
+    """A model keyed by (symbol, hourly ts) whose columns come from the catalogues, built at import time.
+
+    ``columns`` maps a column name to its (annotation, Field); ``symbol`` and ``ts`` come first.
+    """
+    fields = {"symbol": (Series[str], _symbol()), "ts": (Series[pd.DatetimeTZDtype], _bar_ts()), **columns}
+    namespace: dict[str, Any] = {
+        "__doc__": doc,
+        "__module__": __name__,
+        "__qualname__": name,
+        "__annotations__": {column: annotation for column, (annotation, _) in fields.items()},
+        **{column: field for column, (_, field) in fields.items()},
+        "Config": type("Config", (), {"unique": ("symbol", "ts")}),
+        "_ts_on_the_hour": pa.check("ts", **_HOURLY)(_ts_on_the_hour),
+    }
+    return type(name, (_WarehouseModel,), namespace)
+
+
+def _feature_columns(specs: tuple[FeatureSpec, ...], *, in_training_set: bool) -> dict[str, tuple[Any, Any]]:
+    """Feature columns: nullable as the catalogue says (window filling, gap, no coverage), never in training."""
+    return {s.name: (Series[float], _feature_field(s, nullable=s.nullable and not in_training_set)) for s in specs}
+
+
+def _provenance_columns(*, in_training_set: bool) -> dict[str, tuple[Any, Any]]:
+    return {
+        s.name: (
+            Series[np.int64] if s.integer else Series[float],
+            _provenance_field(s, nullable=s.nullable and not in_training_set),
+        )
+        for s in PROVENANCE_CATALOGUE
+    }
 
 
 class PricesModel(_WarehouseModel):
@@ -237,85 +254,43 @@ class TechnicalIndicatorsModel(_WarehouseModel):
         return _on_the_hour(ts)
 
 
-class SentimentHourlyModel(_WarehouseModel):
-    """features.sentiment_hourly: features 12-14 per (symbol, hourly bar)."""
+_SENTIMENT_SPECS = tuple(spec for spec in FEATURE_CATALOGUE if spec.name in SENTIMENT_FEATURES)
+_NEWS_COVERAGE = next(spec for spec in PROVENANCE_CATALOGUE if spec.name == "news_coverage_24h")
 
-    symbol: Series[str] = _symbol()
-    ts: Series[pd.DatetimeTZDtype] = _bar_ts()
-    sentiment_mean_24h: Series[float] = _feature("sentiment_mean_24h")
-    news_volume_24h: Series[float] = _feature("news_volume_24h")
-    sentiment_momentum_6h: Series[float] = _feature("sentiment_momentum_6h")
-    news_count_24h: Series[np.int64] = pa.Field(ge=0, description="n: articles in [ts - 23h, ts + 1h)")
+SentimentHourlyModel = _bar_table_model(
+    "SentimentHourlyModel",
+    "features.sentiment_hourly: features 12-14 per (symbol, hourly bar), null where no news provider looked.",
+    {
+        **_feature_columns(_SENTIMENT_SPECS, in_training_set=False),
+        "news_count_24h": (Series[np.int64], pa.Field(ge=0, description="n: articles in [ts - 23h, ts + 1h)")),
+        "news_coverage_24h": (Series[float], _provenance_field(_NEWS_COVERAGE, nullable=False)),
+    },
+)
 
-    class Config:
-        unique = ("symbol", "ts")
+FeatureVectorsModel = _bar_table_model(
+    "FeatureVectorsModel",
+    "features.feature_vectors: the 16 features of features.md per (symbol, bar) and the provenance columns; "
+    "a feature is null while its window fills, across a gap, or without news coverage.",
+    {**_feature_columns(FEATURE_CATALOGUE, in_training_set=False), **_provenance_columns(in_training_set=False)},
+)
 
-    @pa.check("ts", **_HOURLY)
-    def _ts_on_the_hour(cls, ts: pd.Series) -> pd.Series:
-        return _on_the_hour(ts)
-
-
-class FeatureVectorsModel(_WarehouseModel):
-    """features.feature_vectors: the 16 features of features.md per (symbol, bar); null while a window fills."""
-
-    symbol: Series[str] = _symbol()
-    ts: Series[pd.DatetimeTZDtype] = _bar_ts()
-    rsi_14: Series[float] = _feature("rsi_14")
-    macd_hist_norm: Series[float] = _feature("macd_hist_norm")
-    bb_pct_b: Series[float] = _feature("bb_pct_b")
-    atr_14_pct: Series[float] = _feature("atr_14_pct")
-    ema_ratio_12_26: Series[float] = _feature("ema_ratio_12_26")
-    log_return_1h: Series[float] = _feature("log_return_1h")
-    realized_vol_24h: Series[float] = _feature("realized_vol_24h")
-    volume_zscore_24h: Series[float] = _feature("volume_zscore_24h")
-    vwap_dev_24h: Series[float] = _feature("vwap_dev_24h")
-    btc_corr_24h: Series[float] = _feature("btc_corr_24h")
-    btc_rel_strength_24h: Series[float] = _feature("btc_rel_strength_24h")
-    sentiment_mean_24h: Series[float] = _feature("sentiment_mean_24h")
-    news_volume_24h: Series[float] = _feature("news_volume_24h")
-    sentiment_momentum_6h: Series[float] = _feature("sentiment_momentum_6h")
-    hour_sin: Series[float] = _feature("hour_sin")
-    hour_cos: Series[float] = _feature("hour_cos")
-
-    class Config:
-        unique = ("symbol", "ts")
-
-    @pa.check("ts", **_HOURLY)
-    def _ts_on_the_hour(cls, ts: pd.Series) -> pd.Series:
-        return _on_the_hour(ts)
-
-
-class TrainingSetModel(_WarehouseModel):
-    """ml.training_set: complete rows only (16 features and both labels non-null), split by time."""
-
-    symbol: Series[str] = _symbol()
-    ts: Series[pd.DatetimeTZDtype] = _bar_ts()
-    rsi_14: Series[float] = _feature("rsi_14", in_training_set=True)
-    macd_hist_norm: Series[float] = _feature("macd_hist_norm", in_training_set=True)
-    bb_pct_b: Series[float] = _feature("bb_pct_b", in_training_set=True)
-    atr_14_pct: Series[float] = _feature("atr_14_pct", in_training_set=True)
-    ema_ratio_12_26: Series[float] = _feature("ema_ratio_12_26", in_training_set=True)
-    log_return_1h: Series[float] = _feature("log_return_1h", in_training_set=True)
-    realized_vol_24h: Series[float] = _feature("realized_vol_24h", in_training_set=True)
-    volume_zscore_24h: Series[float] = _feature("volume_zscore_24h", in_training_set=True)
-    vwap_dev_24h: Series[float] = _feature("vwap_dev_24h", in_training_set=True)
-    btc_corr_24h: Series[float] = _feature("btc_corr_24h", in_training_set=True)
-    btc_rel_strength_24h: Series[float] = _feature("btc_rel_strength_24h", in_training_set=True)
-    sentiment_mean_24h: Series[float] = _feature("sentiment_mean_24h", in_training_set=True)
-    news_volume_24h: Series[float] = _feature("news_volume_24h", in_training_set=True)
-    sentiment_momentum_6h: Series[float] = _feature("sentiment_momentum_6h", in_training_set=True)
-    hour_sin: Series[float] = _feature("hour_sin", in_training_set=True)
-    hour_cos: Series[float] = _feature("hour_cos", in_training_set=True)
-    target_log_return_1h: Series[float] = pa.Field(description="label: ln(close_t+1 / close_t), the next bar's return")
-    target_up_1h: Series[bool] = pa.Field(description="label: target_log_return_1h > 0")
-    split: Series[str] = pa.Field(isin=list(SPLITS), description="train / valid / test, by time with 24-bar purges")
-
-    class Config:
-        unique = ("symbol", "ts")
-
-    @pa.check("ts", **_HOURLY)
-    def _ts_on_the_hour(cls, ts: pd.Series) -> pd.Series:
-        return _on_the_hour(ts)
+TrainingSetModel = _bar_table_model(
+    "TrainingSetModel",
+    "ml.training_set: complete rows only (16 features and both labels non-null), split by time.",
+    {
+        **_feature_columns(FEATURE_CATALOGUE, in_training_set=True),
+        **_provenance_columns(in_training_set=True),
+        "target_log_return_1h": (
+            Series[float],
+            pa.Field(description="label: ln(close_t+1 / close_t), the next bar's return"),
+        ),
+        "target_up_1h": (Series[bool], pa.Field(description="label: target_log_return_1h > 0")),
+        "split": (
+            Series[str],
+            pa.Field(isin=list(SPLITS), description="train / valid / test, by time with 24-bar purges"),
+        ),
+    },
+)
 
 
 class PartitionScoresModel(_WarehouseModel):

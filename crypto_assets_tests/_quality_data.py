@@ -16,6 +16,7 @@ import pandas as pd
 import ta
 
 from crypto_assets.schemas import FEATURE_COLUMNS
+from crypto_assets.transforms.features import PROVENANCE_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UNIVERSE = ["BTC", "ETH", "SOL", "XRP", "BNB", "ADA"]
@@ -168,6 +169,7 @@ def sentiment_hourly() -> pd.DataFrame:
         news_volume_24h=np.log1p(n),
         sentiment_momentum_6h=np.where(n > 0, -mean / 2, 0.0),
         news_count_24h=n,
+        news_coverage_24h=1.0,  # every hour covered by a successful news provider answer
     )
 
 
@@ -214,16 +216,21 @@ def _feature_vectors() -> pd.DataFrame:
             index=close.index,
         )
         own = sentiment.loc[symbol]
-        for col in ("sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h"):
+        for col in ("sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h", "news_coverage_24h"):
             frame[col] = own[col].reindex(close.index)
+        # No bar is missing, but the hours before a series' first bar count as gaps: 23, 22, ... 0.
+        frame["gap_hours_24h"] = np.maximum(23 - np.arange(len(frame)), 0).astype("int64")
+        technical = ["rsi_14", "macd_hist_norm", "bb_pct_b", "atr_14_pct", "ema_ratio_12_26"]
+        frame.loc[frame["gap_hours_24h"].to_numpy() > 0, technical] = np.nan
+        frame["venues_24h"] = np.int64(1)
         frame["close"] = close
         parts.append(frame.reset_index().assign(symbol=symbol))
     out = pd.concat(parts, ignore_index=True)
-    return out[["symbol", "ts", *FEATURE_COLUMNS, "close"]]
+    return out[["symbol", "ts", *FEATURE_COLUMNS, *PROVENANCE_COLUMNS, "close"]]
 
 
 def feature_vectors() -> pd.DataFrame:
-    """The 16 features per real bar (null while windows fill), in the feature_vectors shape."""
+    """The 16 features and the provenance columns per real bar (null while windows fill), as feature_vectors."""
     return _feature_vectors().drop(columns="close").copy()
 
 

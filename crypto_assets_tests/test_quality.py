@@ -372,6 +372,75 @@ def test_null_rates_fail_on_nulls_after_warmup() -> None:
     assert "vwap_dev_24h" in set(missing.failures["feature"])
 
 
+def _features_with_genuine_gaps() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The real features of the 6 symbols, built by the pipeline's own functions from the real bars with gaps cut
+    out (BTC 2022-05-08 10:00-12:00, SOL 2022-05-10 05:00) and real articles whose news coverage has a hole
+    (no successful answer for 2022-05-11 00:00 to 2022-05-12 12:00)."""
+    from crypto_assets.transforms.features import build_feature_vectors
+    from crypto_assets.transforms.indicators import technical_indicators
+    from crypto_assets.transforms.sentiment import sentiment_hourly
+
+    prices = data.real_prices()
+    hole = (prices["symbol"] == "BTC") & prices["ts"].between("2022-05-08 10:00Z", "2022-05-08 12:00Z")
+    hole |= (prices["symbol"] == "SOL") & (prices["ts"] == pd.Timestamp("2022-05-10 05:00Z"))
+    bars = prices[~hole].reset_index(drop=True)
+    answers = data.news_coverage()  # the 9th-12th answered, one failed RSS fetch
+    # Say the 4th-10th were answered too, the 11th failed, and a fetch at noon on the 12th covered the rest.
+    answers = answers[answers["window_start"] < pd.Timestamp("2022-05-11", tz=UTC)]
+    answers.loc[answers.index[0], "window_start"] = pd.Timestamp("2022-05-04", tz=UTC)
+    late = answers.iloc[[0]].assign(
+        window_start=pd.Timestamp("2022-05-12 12:00Z"), window_end=pd.Timestamp("2022-05-14 00:00Z")
+    )
+    answers = pd.concat([answers, late], ignore_index=True)
+    sentiment = sentiment_hourly(bars[["symbol", "ts"]], data.article_sentiment(), answers)
+    features = build_feature_vectors(bars, technical_indicators(bars), sentiment)
+    return features, bars
+
+
+def test_null_rates_never_count_a_genuine_gap() -> None:
+    from crypto_assets.defs.quality import warmed_up
+
+    features, bars = _features_with_genuine_gaps()
+    validate_frame("features.feature_vectors", features)
+    # Every gap is real: without knowing which windows are complete, the nulls look like defects.
+    blind = q.null_rates(features, warmup_bars=35)
+    assert not blind.passed
+    assert {"btc_corr_24h", "rsi_14", "vwap_dev_24h", "sentiment_mean_24h"} <= set(blind.failures["feature"])
+    judged = warmed_up(features, bars)
+    result = q.null_rates(features, warmup_bars=0, judged=judged)
+    assert result.passed, result.failures
+    assert set(result.metrics["null_rates"].values()) == {0.0}
+    # ETH's cross-asset features wait for BTC's window; its own features are judged on those rows
+    eth = (features["symbol"] == "ETH") & features["ts"].between("2022-05-08 10:00Z", "2022-05-09 12:00Z")
+    assert features.loc[eth, "btc_corr_24h"].isna().all() and not judged.loc[eth, "btc_corr_24h"].any()
+    assert features.loc[eth, "log_return_1h"].notna().all() and judged.loc[eth, "log_return_1h"].all()
+    # no news coverage for 36 hours: the bars from the 11th 23:00 to the 12th 11:00 have nothing covered
+    uncovered = features["news_coverage_24h"] == 0
+    assert uncovered.sum() == 6 * 13 and not judged.loc[uncovered, "sentiment_mean_24h"].any()
+    assert judged.loc[~uncovered, "sentiment_mean_24h"].all()
+    # the rows judged: everything after the 35-bar warm-up except the gaps' windows
+    assert result.metrics["rows_judged"]["hour_sin"] == len(features)
+    # 240 bars (BTC 237, SOL 239) minus the 35 of the warm-up, minus the 23 bars after each gap whose window holds it
+    assert result.metrics["rows_judged"]["rsi_14"] == 4 * 205 + 202 + 204 - 23 - 23
+
+
+def test_null_rates_still_fail_on_nulls_inside_complete_windows() -> None:
+    from crypto_assets.defs.quality import warmed_up
+
+    features, bars = _features_with_genuine_gaps()
+    judged = warmed_up(features, bars)
+    rows = features.index[judged["vwap_dev_24h"] & (features["symbol"] == "XRP")][:20]
+    features.loc[rows, "vwap_dev_24h"] = np.nan
+    covered = features.index[judged["news_volume_24h"] & (features["symbol"] == "ADA")][:30]
+    features.loc[covered, "news_volume_24h"] = np.nan
+    result = q.null_rates(features, warmup_bars=0, judged=judged)
+    assert not result.passed and result.blocking
+    assert result.failures["feature"].tolist() == ["vwap_dev_24h", "news_volume_24h"]
+    vwap = result.failures.set_index("feature").loc["vwap_dev_24h"]
+    assert vwap["nulls"] == 20 and vwap["null_rate"] == pytest.approx(20 / vwap["rows"])
+    assert "on the rows whose lag or window is complete" in result.description
+
+
 def test_splits_purged_passes_on_a_purged_split() -> None:
     training = data.training_set(purge_bars=24)
     result = q.splits_purged(training, purge_bars=24)

@@ -175,6 +175,9 @@ def synthetic_training_set(seed: int = 0, symbols: tuple[str, ...] = SYMBOLS) ->
     frame = pd.DataFrame(rows)
     for name in FEATURE_NAMES:
         frame[name] = rng.normal(size=len(frame))
+    frame["gap_hours_24h"] = np.int64(0)
+    frame["venues_24h"] = np.int64(1)
+    frame["news_coverage_24h"] = rng.integers(1, 25, size=len(frame)) / 24
     frame["target_log_return_1h"] = rng.normal(scale=0.01, size=len(frame))
     frame["target_up_1h"] = frame["target_log_return_1h"] > 0
     frame["ts"] = frame["ts"].dt.as_unit("ns")

@@ -39,6 +39,9 @@ BUILDERS: dict[str, Callable[[], pd.DataFrame]] = {
     "quality.partition_scores": data.partition_scores,
 }
 
+# features.md "Gaps, venues and news coverage": the provenance columns, in warehouse.md's order.
+PROVENANCE = ["gap_hours_24h", "venues_24h", "news_coverage_24h"]
+
 # features.md, in order.
 FEATURES_MD = [
     "rsi_14",
@@ -95,9 +98,12 @@ def test_every_table_has_a_model_and_the_contract_columns() -> None:
     ]  # fmt: skip
     assert cols("features.sentiment_hourly") == [
         "symbol", "ts", "sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h", "news_count_24h",
+        "news_coverage_24h",
     ]  # fmt: skip
-    assert cols("features.feature_vectors") == ["symbol", "ts", *FEATURES_MD]
-    assert cols("ml.training_set") == ["symbol", "ts", *FEATURES_MD, "target_log_return_1h", "target_up_1h", "split"]
+    assert cols("features.feature_vectors") == ["symbol", "ts", *FEATURES_MD, *PROVENANCE]
+    assert cols("ml.training_set") == [
+        "symbol", "ts", *FEATURES_MD, *PROVENANCE, "target_log_return_1h", "target_up_1h", "split",
+    ]  # fmt: skip
     assert cols("raw.price_coverage") == ["symbol", "day", "status", "bars", "provider", "detail"]
     assert cols("raw.news_coverage") == [
         "provider", "window_start", "window_end", "status", "articles", "fetched_at", "detail",
@@ -433,3 +439,71 @@ def test_coverage_tables_round_trip_through_duckdb() -> None:
         expected = frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
         pd.testing.assert_frame_equal(out, expected, check_dtype=False)
     assert conn.execute("SELECT typeof(day) FROM raw.price_coverage LIMIT 1").fetchone()[0] == "DATE"
+
+
+# --- the feature catalogue drives the feature columns ------------------------------------------------------------
+
+
+def test_feature_columns_come_from_the_catalogue() -> None:
+    """Names, order, descriptions, bounds and nullability of the 16 features: FEATURE_CATALOGUE's, in every table."""
+    from crypto_assets.transforms.features import FEATURE_CATALOGUE, PROVENANCE_CATALOGUE
+
+    tables = {
+        "features.sentiment_hourly": [s for s in FEATURE_CATALOGUE if s.group == "sentiment"],
+        "features.feature_vectors": list(FEATURE_CATALOGUE),
+        "ml.training_set": list(FEATURE_CATALOGUE),
+    }
+    for table, specs in tables.items():
+        columns = TABLE_MODELS[table].to_schema().columns
+        assert [c for c in columns if c in FEATURES_MD] == [s.name for s in specs]
+        ui = {c.name: c for c in dagster_table_schema(table).columns}
+        for spec in specs:
+            column = columns[spec.name]
+            assert column.description == spec.formula
+            assert column.nullable == (spec.nullable and table != "ml.training_set"), (table, spec.name)
+            stats = {k: v for check in column.checks for k, v in (check.statistics or {}).items()}
+            assert {v for v in stats.values()} == set(spec.bounds().values()), (table, spec.name)
+            assert ui[spec.name].type == "DOUBLE"
+    for table in ("features.feature_vectors", "ml.training_set"):
+        ui = {c.name: c for c in dagster_table_schema(table).columns}
+        for spec in PROVENANCE_CATALOGUE:
+            assert ui[spec.name].type == ("BIGINT" if spec.integer else "DOUBLE")
+            assert ui[spec.name].description == spec.definition
+            assert ui[spec.name].constraints.nullable == (spec.nullable and table != "ml.training_set")
+    hourly = {c.name: c for c in dagster_table_schema("features.sentiment_hourly").columns}
+    assert not hourly["news_coverage_24h"].constraints.nullable
+    assert hourly["news_coverage_24h"].constraints.other[:2] == [">= 0", "<= 1"]
+    assert hourly["sentiment_mean_24h"].constraints.nullable  # null where no news provider looked
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "check"),
+    [
+        ("features.feature_vectors", "gap_hours_24h", 24, "less_than_or_equal_to(23)"),
+        ("features.feature_vectors", "venues_24h", -1, "greater_than_or_equal_to(0)"),
+        ("features.feature_vectors", "news_coverage_24h", 1.5, "less_than_or_equal_to(1)"),
+        ("features.feature_vectors", "venues_24h", None, "not_nullable"),
+        ("ml.training_set", "news_coverage_24h", np.nan, "not_nullable"),
+        ("features.sentiment_hourly", "news_coverage_24h", -0.1, "greater_than_or_equal_to(0)"),
+    ],
+)
+def test_provenance_columns_reject(table: str, column: str, value: object, check: str) -> None:
+    frame = BUILDERS[table]()
+    if value is None:
+        frame[column] = frame[column].astype("Int64")
+        frame.loc[frame.index[-1], column] = pd.NA
+        frame[column] = frame[column].astype(float)
+    else:
+        frame.loc[frame.index[-1], column] = value
+    assert (column, check) in _checks(_violation(table, frame))
+
+
+def test_feature_vectors_allow_null_sentiment_and_coverage() -> None:
+    features = data.feature_vectors()
+    unknown = features.index[-5:]
+    features.loc[unknown, ["sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h"]] = np.nan
+    features.loc[unknown, "news_coverage_24h"] = np.nan  # no sentiment row for these bars
+    validate_frame("features.feature_vectors", features)
+    hourly = data.sentiment_hourly()
+    hourly.loc[hourly.index[:3], "sentiment_mean_24h"] = np.nan
+    validate_frame("features.sentiment_hourly", hourly.assign(news_coverage_24h=0.0))

@@ -27,6 +27,7 @@ from crypto_assets.transforms.sentiment import (
     VaderModel,
     available_models,
     get_model,
+    news_coverage_24h,
     prepare_text,
     register_model,
     score_articles,
@@ -186,7 +187,42 @@ def test_register_model():
 # --- sentiment_hourly ---------------------------------------------------------------------------------------------
 
 
-def reference_hourly(bars: pd.DataFrame, arts: pd.DataFrame) -> pd.DataFrame:
+def coverage(*windows: tuple[str, str], status: str = "ok", provider: str = "cryptocompare") -> pd.DataFrame:
+    """raw.news_coverage rows: one provider answer per (window_start, window_end)."""
+    starts = pd.to_datetime([w[0] for w in windows], utc=True)
+    ends = pd.to_datetime([w[1] for w in windows], utc=True)
+    return pd.DataFrame(
+        {
+            "provider": provider,
+            "window_start": starts,
+            "window_end": ends,
+            "status": status,
+            "articles": np.zeros(len(windows), dtype="int64"),
+            "fetched_at": pd.Timestamp("2022-08-02T00:00Z"),
+            "detail": "",
+        }
+    )
+
+
+# Every hour of the fixture's period covered by one successful answer.
+EVERYTHING = coverage(("2022-05-01T00:00Z", "2022-06-01T00:00Z"))
+
+
+def reference_coverage(ts: pd.Timestamp, cov: pd.DataFrame) -> float:
+    """news_coverage_24h literally: an hour is covered when each of its minutes lies inside an ok window."""
+    ok = cov[cov["status"] == "ok"]
+    windows = list(zip(ok["window_start"], ok["window_end"], strict=True))
+    minute = pd.Timedelta(minutes=1)
+    covered = 0
+    for k in range(24):
+        hour = ts - k * H
+        starts = (hour + m * minute for m in range(60))
+        if all(any(start <= m and m + minute <= end for start, end in windows) for m in starts):
+            covered += 1
+    return covered / 24
+
+
+def reference_hourly(bars: pd.DataFrame, arts: pd.DataFrame, cov: pd.DataFrame = EVERYTHING) -> pd.DataFrame:
     """Features 12-14 written out literally, one bar and one article at a time."""
     rows = []
     for sym, ts in sorted({(s, t) for s, t in zip(bars["symbol"], bars["ts"], strict=True)}):
@@ -200,7 +236,12 @@ def reference_hourly(bars: pd.DataFrame, arts: pd.DataFrame) -> pd.DataFrame:
                 six.append(compound)
         mean24 = sum(day) / len(day) if day else 0.0
         mean6 = sum(six) / len(six) if six else 0.0
-        rows.append((sym, ts, mean24, math.log(1 + len(day)), mean6 - mean24, len(day)))
+        share = 1.0 if cov is EVERYTHING else reference_coverage(ts, cov)
+        if share == 0:
+            mean24, volume, momentum = math.nan, math.nan, math.nan
+        else:
+            volume, momentum = math.log(1 + len(day)), mean6 - mean24
+        rows.append((sym, ts, mean24, volume, momentum, len(day), share))
     return pd.DataFrame(rows, columns=list(SENTIMENT_HOURLY_COLUMNS))
 
 
@@ -230,8 +271,9 @@ def test_window_edges():
         }
     )
     bars = pd.DataFrame({"symbol": ["BTC", "BTC", "ETH"], "ts": [ts, ts + H, ts]})
-    out = sentiment_hourly(bars, arts)
+    out = sentiment_hourly(bars, arts, EVERYTHING)
     assert list(out.columns) == list(SENTIMENT_HOURLY_COLUMNS)
+    assert (out["news_coverage_24h"] == 1.0).all()
     btc = out.iloc[0]
     assert btc["news_count_24h"] == 4  # b, c, d, e
     assert btc["sentiment_mean_24h"] == pytest.approx((0.5 - 0.1 + 0.3 - 0.6) / 4)
@@ -251,7 +293,7 @@ def test_momentum_zero_when_six_hour_window_empty():
     arts = pd.DataFrame(
         {"article_id": ["a"], "symbol": ["SOL"], "published_at": [ts - 10 * H], "model": "vader", "compound": [0.4]}
     )
-    out = sentiment_hourly(pd.DataFrame({"symbol": ["SOL"], "ts": [ts]}), arts).iloc[0]
+    out = sentiment_hourly(pd.DataFrame({"symbol": ["SOL"], "ts": [ts]}), arts, EVERYTHING).iloc[0]
     assert out["sentiment_mean_24h"] == 0.4 and out["sentiment_momentum_6h"] == pytest.approx(0.0 - 0.4)
 
 
@@ -263,7 +305,7 @@ def test_matches_brute_force_on_real_articles_with_gaps(scored):
     gap |= (bars["symbol"] == "SOL") & (bars["ts"].dt.day == 12)
     bars = bars[~gap].sample(frac=1.0, random_state=7)  # any input order
     expected = reference_hourly(bars, scored)
-    got = sentiment_hourly(bars, scored)
+    got = sentiment_hourly(bars, scored, EVERYTHING)
     assert len(got) == len(bars) and got["news_count_24h"].sum() > 500
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-12)
     # the bar right after BTC's gap sees the articles published during the gap
@@ -276,12 +318,22 @@ def test_matches_brute_force_on_real_articles_with_gaps(scored):
 
 def test_day_partition_equals_full_history(scored):
     bars = hourly_grid("2022-05-11T00:00Z", "2022-05-13T23:00Z")
-    full = sentiment_hourly(bars, scored)
+    # an RSS answer reaching back two days, a failed day, and CryptoCompare's daily answers
+    cov = pd.concat(
+        [
+            coverage(("2022-05-09T00:00Z", "2022-05-11T00:00Z"), ("2022-05-12T00:00Z", "2022-05-13T00:00Z")),
+            coverage(("2022-05-11T00:00Z", "2022-05-12T00:00Z"), status="failed"),
+            coverage(("2022-05-10T21:40Z", "2022-05-12T06:10Z"), provider="rss"),
+        ],
+        ignore_index=True,
+    )
+    full = sentiment_hourly(bars, scored, cov)
     day = pd.Timestamp("2022-05-12T00:00Z")
     day_bars = bars[(bars["ts"] >= day) & (bars["ts"] < day + pd.Timedelta(days=1))]
-    # a day partition reads only the articles it can see: [day - 23h, day + 24h)
+    # a day partition reads only the articles it can see: [day - 23h, day + 24h), and the answers overlapping them
     visible = scored[(scored["published_at"] >= day - 23 * H) & (scored["published_at"] < day + 24 * H)]
-    part = sentiment_hourly(day_bars, visible)
+    answers = cov[(cov["window_end"] >= day - pd.Timedelta(days=1)) & (cov["window_start"] < day + 24 * H)]
+    part = sentiment_hourly(day_bars, visible, answers)
     expected = full[(full["ts"] >= day) & (full["ts"] < day + pd.Timedelta(days=1))].reset_index(drop=True)
     pd.testing.assert_frame_equal(part, expected, check_exact=True)
 
@@ -291,20 +343,73 @@ def test_several_models_need_a_choice(scored):
     both = pd.concat([scored, other], ignore_index=True)
     bars = hourly_grid("2022-05-12T00:00Z", "2022-05-12T05:00Z")
     with pytest.raises(ValueError, match="several models"):
-        sentiment_hourly(bars, both)
-    mine = sentiment_hourly(bars, both, model="vader")
-    pd.testing.assert_frame_equal(mine, sentiment_hourly(bars, scored))
-    flipped = sentiment_hourly(bars, both, model="other")
+        sentiment_hourly(bars, both, EVERYTHING)
+    mine = sentiment_hourly(bars, both, EVERYTHING, model="vader")
+    pd.testing.assert_frame_equal(mine, sentiment_hourly(bars, scored, EVERYTHING))
+    flipped = sentiment_hourly(bars, both, EVERYTHING, model="other")
     np.testing.assert_allclose(flipped["sentiment_mean_24h"], -mine["sentiment_mean_24h"], atol=1e-12)
 
 
 def test_no_articles_and_no_bars():
     bars = hourly_grid("2022-05-12T00:00Z", "2022-05-12T02:00Z", symbols=("BTC",))
     empty_arts = pd.DataFrame({c: [] for c in ARTICLE_SENTIMENT_COLUMNS})
-    out = sentiment_hourly(bars, empty_arts)
+    out = sentiment_hourly(bars, empty_arts, EVERYTHING)
     assert len(out) == 3 and (out["news_count_24h"] == 0).all() and (out["sentiment_mean_24h"] == 0.0).all()
-    none = sentiment_hourly(bars.iloc[:0], empty_arts)
+    none = sentiment_hourly(bars.iloc[:0], empty_arts, EVERYTHING)
     assert list(none.columns) == list(SENTIMENT_HOURLY_COLUMNS) and none.empty
+    # nobody looked (no coverage rows at all): unknown, not "no news"
+    unknown = sentiment_hourly(bars, empty_arts, EVERYTHING.iloc[:0])
+    assert unknown[["sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h"]].isna().all().all()
+    assert (unknown["news_coverage_24h"] == 0.0).all() and (unknown["news_count_24h"] == 0).all()
+
+
+def test_news_coverage_hand_computed():
+    """An hour counts when it lies fully inside the union of the ok windows of any provider."""
+    cov = pd.concat(
+        [
+            coverage(("2022-05-10T00:00Z", "2022-05-10T02:00Z"), ("2022-05-10T10:00Z", "2022-05-10T12:00Z")),
+            coverage(("2022-05-10T02:00Z", "2022-05-10T04:00Z"), provider="rss"),  # touches the first: 00-04
+            coverage(("2022-05-10T05:30Z", "2022-05-10T08:00Z"), provider="newsapi"),  # 05:00 half: not covered
+            coverage(("2022-05-10T04:00Z", "2022-05-10T23:00Z"), status="failed", provider="newsapi"),
+            coverage(("2022-05-10T12:00Z", "2022-05-10T20:00Z"), status="skipped", provider="newsapi"),
+        ],
+        ignore_index=True,
+    )
+    t = pd.Timestamp("2022-05-10T00:00Z")
+    ts = pd.Series([t + 3 * H, t + 8 * H, t + 23 * H, t + 30 * H, t - H, t + 33 * H])
+    # covered hours: 00, 01, 02, 03, 06, 07, 10, 11
+    np.testing.assert_array_equal(news_coverage_24h(ts, cov) * 24, [4, 6, 8, 3, 0, 2])
+    for one in ts:
+        assert news_coverage_24h(pd.Series([one]), cov)[0] == reference_coverage(one, cov)
+
+
+def test_sentiment_is_null_where_nobody_looked_and_follows_the_formulas_elsewhere(scored):
+    bars = hourly_grid("2022-05-09T00:00Z", "2022-05-14T23:00Z", symbols=("BTC", "ETH", "SOL"))
+    cov = pd.concat(
+        [
+            coverage(("2022-05-09T00:00Z", "2022-05-11T00:00Z")),  # history up to the 11th
+            coverage(("2022-05-11T00:00Z", "2022-05-12T00:00Z"), status="failed"),  # nobody answered for the 11th
+            coverage(("2022-05-12T07:20Z", "2022-05-13T09:00Z"), provider="rss"),
+        ],
+        ignore_index=True,
+    )
+    got = sentiment_hourly(bars, scored, cov)
+    expected = reference_hourly(bars, scored, cov)
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-12)
+    features = ["sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h"]
+    unknown = got["news_coverage_24h"] == 0
+    # 11th 23:00 (the 24 h since 00:00 of the 11th) .. 12th 07:00, and the days after the RSS answer
+    assert unknown.any() and got.loc[unknown, features].isna().all().all()
+    assert got.loc[~unknown, features].notna().all().all()
+    hour = got.set_index(["symbol", "ts"])
+    assert hour.loc[("BTC", pd.Timestamp("2022-05-11T22:00Z")), "news_coverage_24h"] == 1 / 24  # 10th 23:00
+    assert hour.loc[("BTC", pd.Timestamp("2022-05-11T23:00Z")), "news_coverage_24h"] == 0.0
+    assert hour.loc[("BTC", pd.Timestamp("2022-05-12T08:00Z")), "news_coverage_24h"] == 1 / 24  # 08:00 only
+    # looked and found nothing is 0.0, not null
+    looked_nothing = (got["news_coverage_24h"] > 0) & (got["news_count_24h"] == 0)
+    assert looked_nothing.any() and (got.loc[looked_nothing, "sentiment_mean_24h"] == 0.0).all()
+    with pytest.raises(ValueError, match="window_start"):
+        sentiment_hourly(bars, scored, cov.drop(columns="window_start"))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_assets.transforms.features import FEATURE_NAMES, build_feature_vectors
+from crypto_assets.transforms.features import FEATURE_NAMES, PROVENANCE_COLUMNS, build_feature_vectors
 from crypto_assets.transforms.indicators import technical_indicators
 from crypto_assets.transforms.training import (
     TRAINING_COLUMNS,
@@ -28,7 +28,7 @@ HOUR = pd.Timedelta(hours=1)
 def load_real_prices() -> pd.DataFrame:
     df = pd.read_csv(REAL_PRICES)
     df["ts"] = pd.to_datetime(df.pop("open_time_ms"), unit="ms", utc=True)
-    return df[["symbol", "ts", "open", "high", "low", "close", "volume"]]
+    return df[["symbol", "ts", "open", "high", "low", "close", "volume"]].assign(provider="binance")
 
 
 def bars(symbol: str, close, hours) -> pd.DataFrame:
@@ -59,6 +59,7 @@ def real_training_set() -> tuple[pd.DataFrame, pd.DataFrame]:
         sentiment_mean_24h=rng.uniform(-1, 1, len(prices)),
         news_volume_24h=np.log1p(rng.integers(0, 9, len(prices))),
         sentiment_momentum_6h=rng.uniform(-1, 1, len(prices)),
+        news_coverage_24h=rng.integers(1, 25, len(prices)) / 24,
     )
     fv = build_feature_vectors(prices, technical_indicators(prices), sentiment)
     return fv, build_training_set(fv, prices)
@@ -133,7 +134,12 @@ def test_splits_follow_distinct_ts_not_rows_and_custom_fractions():
 def test_training_set_columns_types_and_completeness(real_training_set):
     fv, ts = real_training_set
     assert ts.columns.tolist() == list(TRAINING_COLUMNS)
-    assert ts.columns.tolist() == ["symbol", "ts", *FEATURE_NAMES, "target_log_return_1h", "target_up_1h", "split"]
+    assert ts.columns.tolist() == [
+        "symbol", "ts", *FEATURE_NAMES, "gap_hours_24h", "venues_24h", "news_coverage_24h",
+        "target_log_return_1h", "target_up_1h", "split",
+    ]  # fmt: skip
+    assert ts["gap_hours_24h"].dtype == "int64" and ts["venues_24h"].dtype == "int64"
+    assert (ts["gap_hours_24h"] == 0).all() and (ts["venues_24h"] == 1).all() and (ts["news_coverage_24h"] > 0).all()
     assert ts.drop(columns=["split"]).notna().all().all()
     assert ts["target_up_1h"].dtype == bool
     assert (ts["target_up_1h"] == (ts["target_log_return_1h"] > 0)).all()
@@ -144,7 +150,7 @@ def test_training_set_columns_types_and_completeness(real_training_set):
     assert len(ts) == len(complete) - 2 * 48
     # features are carried over unchanged
     merged = ts.merge(fv, on=["symbol", "ts"], suffixes=("", "_fv"))
-    for name in FEATURE_NAMES:
+    for name in (*FEATURE_NAMES, *PROVENANCE_COLUMNS):
         np.testing.assert_array_equal(merged[name].to_numpy(), merged[f"{name}_fv"].to_numpy())
 
 
@@ -156,6 +162,12 @@ def test_training_set_drops_rows_without_sentiment(real_training_set):
     out = build_training_set(no_eth_sentiment, prices)
     assert set(out["symbol"]) == {"BTC"}
     assert len(out) == (ts["symbol"] == "BTC").sum()
+
+
+def test_training_set_needs_the_provenance_columns(real_training_set):
+    fv, _ = real_training_set
+    with pytest.raises(ValueError, match="venues_24h"):
+        build_training_set(fv.drop(columns=["venues_24h"]), load_real_prices())
 
 
 def test_split_summary(real_training_set):

@@ -74,8 +74,12 @@ def technical_indicators(
         dg.AssetDep(SENTIMENT_HOURLY),
     ],
     description=(
-        "The 16-feature vector per (symbol, hourly bar), exactly as features.md defines it; the feature "
-        "catalogue (formula, window, source of each feature) is in this asset's metadata and docs/features.md."
+        "The 16-feature vector per (symbol, hourly bar), exactly as features.md defines it: lags and windows "
+        "count hours on the UTC grid, and a lag or window missing an hour is null (never a longer move labelled "
+        "1h). Provenance columns: `gap_hours_24h` (hours of `[ts - 23h, ts]` without a bar), `venues_24h` "
+        "(providers that served those bars; 2+ = a venue switch) and `news_coverage_24h` (share of those hours "
+        "a news provider covered). The feature catalogue (formula, window, range, null rule, source of each "
+        "feature) is in this asset's metadata and docs/features.md."
     ),
     metadata={
         **table_metadata("features.feature_vectors"),
@@ -116,6 +120,9 @@ def feature_vectors(
             **row_count(context, len(vectors)),
             "complete_rows": int(vectors[list(FEATURE_NAMES)].notna().all(axis=1).sum()) if not vectors.empty else 0,
             "null_rate_per_feature": dg.MetadataValue.json(null_rates),
+            "rows_with_gaps_24h": int((vectors["gap_hours_24h"] > 0).sum()),
+            "rows_mixing_venues_24h": int((vectors["venues_24h"] > 1).sum()),
+            "rows_without_news_coverage": int((~(vectors["news_coverage_24h"] > 0)).sum()),
             "preview": preview(vectors),
         }
     )

@@ -22,9 +22,11 @@ TRAINING_SET = dg.AssetKey(["ml", "training_set"])
     freshness_policy=FRESHNESS,
     owners=OWNERS,
     description=(
-        "Point-in-time training table: the 16 features, `target_log_return_1h = ln(close[t+1]/close[t])`, "
-        "`target_up_1h`, and a chronological `split` (70/15/15 of distinct `ts`, 24 bars purged after each "
-        "boundary). Only complete rows. Rebuilt from every feature partition, then exported to Parquet "
+        "Point-in-time training table: the 16 features, the provenance columns `gap_hours_24h`, `venues_24h` "
+        "and `news_coverage_24h` (not features: which rows mix venues or rest on thin news coverage), "
+        "`target_log_return_1h = ln(close[t+1]/close[t])`, `target_up_1h`, and a chronological `split` "
+        "(70/15/15 of distinct `ts`, 24 bars purged after each boundary). Only complete rows. Rebuilt from "
+        "every feature partition, then exported to Parquet "
         "(`exports/ml.training_set.parquet`, with `exports/raw.prices.parquet`) so notebooks read it without "
         "locking the warehouse: `from crypto_assets import load_training_table`."
     ),
@@ -46,6 +48,7 @@ def training_set(context: dg.AssetExecutionContext, warehouse: Warehouse, univer
         metadata={
             "dagster/row_count": len(table),
             "splits": dg.MetadataValue.json(summary),
+            "rows_mixing_venues_24h": int((table["venues_24h"] > 1).sum()),
             "export": dg.MetadataValue.path(str(export)),
             "prices_export": dg.MetadataValue.path(str(prices_export)),
             "preview": preview(table),

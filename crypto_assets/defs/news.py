@@ -178,7 +178,9 @@ def article_sentiment(
     description=(
         "Features 12-14 per (symbol, hourly bar): mean article sentiment over `[ts - 23h, ts + 1h)`, "
         "`ln(1 + n)` news volume, and the 6 h minus 24 h sentiment momentum. An article counts for a bar only "
-        "if it was published before the bar closed."
+        "if it was published before the bar closed. `news_coverage_24h` is the share of the bar's 24 hours "
+        "that a successful news provider answer covered (`raw.news_coverage`); where it is 0 nobody looked and "
+        "the three features are null (unknown), never 0."
     ),
     metadata={**table_metadata("features.sentiment_hourly"), "partition_expr": "ts"},
     **PARTITIONED,
@@ -207,7 +209,10 @@ def sentiment_hourly_features(
             symbols=universe.symbols,
         )
         scores = scores[scores["model"] == news_sources.sentiment_model]
-        hourly = sentiment_hourly(bars, scores)
+        # Every provider answer whose window overlaps the articles' window (one can start days earlier: RSS).
+        coverage = wh.read_window(conn, "raw.news_coverage", time_column="window_end", start=articles_start)
+        coverage = coverage[coverage["window_start"] < articles_end]
+        hourly = sentiment_hourly(bars, scores, coverage)
         hourly = validate_frame("features.sentiment_hourly", hourly)
         wh.replace_rows(
             conn,
@@ -221,6 +226,8 @@ def sentiment_hourly_features(
         metadata={
             **row_count(context, len(hourly)),
             "bars_with_news": int((hourly["news_count_24h"] > 0).sum()) if not hourly.empty else 0,
+            "bars_without_news_coverage": int((hourly["news_coverage_24h"] == 0).sum()),
+            "news_answers_read": len(coverage),
             "preview": preview(hourly),
         }
     )

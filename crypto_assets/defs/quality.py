@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from crypto_assets import warehouse as wh
@@ -23,6 +24,13 @@ from crypto_assets.defs.news import RAW_NEWS
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import Universe, Warehouse
 from crypto_assets.transforms import quality as q
+from crypto_assets.transforms.features import (
+    FEATURE_NAMES,
+    SENTIMENT_FEATURES,
+    TECHNICAL_FEATURES,
+    complete_windows,
+)
+from crypto_assets.transforms.indicators import normalize_ts
 
 # How old the newest stored bar / article may be before "the data" (not the last run) counts as stale.
 DATA_FRESHNESS_WARN = timedelta(hours=2)
@@ -306,22 +314,41 @@ def _news_volume(news: pd.DataFrame) -> dg.AssetCheckResult:
 # ------------------------------------------------------------------------------- features and training
 
 
-def warmed_up(features: pd.DataFrame, bars: pd.DataFrame, warmup: int = WARMUP_BARS) -> pd.Series:
-    """Rows with at least ``warmup`` consecutive hourly bars stored before them (a gap restarts the warm-up)."""
-    bars = bars.sort_values(["symbol", "ts"])
-    step = bars.groupby("symbol")["ts"].diff() != pd.Timedelta(hours=1)
-    segment = step.cumsum()
-    position = bars.groupby(segment).cumcount()
-    ready = bars.loc[position >= warmup, ["symbol", "ts"]].assign(ready=True)
-    merged = features[["symbol", "ts"]].merge(ready, on=["symbol", "ts"], how="left")
-    return pd.Series(merged["ready"].eq(True).to_numpy(dtype=bool), index=features.index)
+def warmed_up(features: pd.DataFrame, bars: pd.DataFrame, warmup: int = WARMUP_BARS) -> pd.DataFrame:
+    """Per feature (one boolean column each, ``features``' index): the rows whose value must be present.
+
+    A row is judged for a feature when that feature's lag or window is complete (features.md "Gaps, venues and
+    news coverage", :func:`~crypto_assets.transforms.features.complete_windows`): for 1-5 no gap in the last
+    24 hours and at least ``warmup`` stored bars of the series before it (the ``ta`` warm-up); for 6-9 the
+    symbol's bars; for 10-11 the symbol's and BTC's bars; for 12-14 ``news_coverage_24h > 0``. ``bars`` (symbol,
+    ts) must reach back to the start of each series (and 25 hours before the first row at least).
+    """
+    windows = complete_windows(bars)
+    windows["_warm"] = windows.groupby("symbol").cumcount().to_numpy() >= warmup
+    keys = pd.DataFrame({"symbol": features["symbol"].astype(str).to_numpy(), "ts": normalize_ts(features["ts"]).array})
+    merged = keys.merge(windows, on=["symbol", "ts"], how="left")  # a row without a stored bar: judged nowhere
+    coverage = features["news_coverage_24h"].to_numpy(dtype="float64") if "news_coverage_24h" in features else None
+    judged = {}
+    for name in FEATURE_NAMES:
+        if name in SENTIMENT_FEATURES:
+            mask = coverage > 0 if coverage is not None else np.ones(len(features), dtype=bool)
+        else:
+            mask = merged[name].eq(True).to_numpy()
+            if name in TECHNICAL_FEATURES:
+                mask &= merged["_warm"].eq(True).to_numpy()
+        judged[name] = mask
+    return pd.DataFrame(judged, index=features.index)
 
 
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
     asset=FEATURE_VECTORS,
     blocking=True,
-    description="null rate per feature after each series' 35-bar warm-up is at most 1%",
+    description=(
+        "null rate per feature is at most 1% on the rows whose lag or window is complete (a gap of the symbol, "
+        "of BTC for the cross-asset features, or no news coverage for the sentiment ones never counts), after "
+        "each series' 35-bar warm-up"
+    ),
 )
 def feature_null_rates(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe):
     start, end = run_window(context)
@@ -332,8 +359,8 @@ def feature_null_rates(context: dg.AssetCheckExecutionContext, warehouse: Wareho
         bars = wh.read_window(
             conn, "raw.prices", time_column="ts", end=end, symbols=universe.symbols, columns=["symbol", "ts"]
         )
-    features = features[warmed_up(features, bars)]
-    return to_check_result(q.null_rates(features, warmup_bars=0))
+    judged = warmed_up(features, bars)
+    return to_check_result(q.null_rates(features, warmup_bars=0, judged=judged))
 
 
 TRAINING_CHECKS = {

@@ -1,8 +1,14 @@
 """The 16-feature vector of features.md: one pure, vectorised function per feature group.
 
 Pandas in, pandas out; no Dagster, no I/O. Every function works on each symbol's own series ordered by
-`ts`, and its windows count bars ending at and including bar `ts` (a missing bar is never invented:
-the window reaches one bar further back). A value whose window is not full is null, never 0.
+`ts`. Lags and windows count **hours on the UTC grid, not rows** (features.md "Bars"): the previous bar is
+the bar at ``ts - 1h`` and "the last 24 bars" are the bars at ``ts - 23h .. ts``. A missing bar is never
+invented; a lag or window that lacks one is incomplete and its value is null ("Gaps, venues and news
+coverage"), as is a value whose window is not full yet (the start of a series). Never 0.
+
+The bars are kept as rows (only bars that exist get a row); the grid enters through integer hour keys:
+``_Grid`` finds the bar at ``ts - k h`` by binary search and counts the bars of each 24-hour window, and a
+row-based window over 24 rows is the 24-hour window exactly when none of those hours is missing.
 
 Point in time: a value for bar `ts` uses only bars with open time <= `ts` (and, through
 `sentiment_hourly`, articles published before `ts + 1h`). Rolling windows are reduced from their own
@@ -24,16 +30,25 @@ from crypto_assets.transforms.indicators import (
     position_in_series,
     prepare_prices,
     rolling_reduce,
+    series_bounds,
     vwap,
 )
 
 WINDOW_24H = 24
 WINDOW_6H = 6
+HOUR_NS = 3_600_000_000_000
+# Float tolerance of correlation bounds: a Pearson correlation computed in float64 can exceed 1 by ~1e-15.
+CORR_EPS = 1e-9
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One feature of the vector: the single definition the code, the docs and the UI share."""
+    """One feature of the vector: the single definition the code, the docs, the UI and the table schemas share.
+
+    ``ge``/``gt``/``le`` bound a present value (pandera's ``Field`` keywords of the same names);
+    ``nullable`` says whether the value may be null in ``features.feature_vectors`` (a window still
+    filling, a gap, no news coverage: ``null_when``). ``ml.training_set`` holds no null feature.
+    """
 
     number: int
     name: str
@@ -41,7 +56,29 @@ class FeatureSpec:
     formula: str
     window: str
     source: str
+    null_when: str
+    nullable: bool = True
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
 
+    def bounds(self) -> dict[str, float]:
+        """The value bounds as pandera ``Field`` keywords, e.g. ``{"ge": 0, "le": 100}``."""
+        return {k: v for k, v in (("ge", self.ge), ("gt", self.gt), ("le", self.le)) if v is not None}
+
+    def bounds_text(self) -> str:
+        """The bounds in words for the docs, e.g. ``0 <= x <= 100``; ``-`` when unbounded."""
+        low = f"{_num(self.ge)} <= " if self.ge is not None else f"{_num(self.gt)} < " if self.gt is not None else ""
+        high = f" <= {_num(self.le)}" if self.le is not None else ""
+        return f"{low}x{high}" if low or high else "-"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+_GAP_1_5 = "the 24-hour window [ts - 23h, ts] holds a gap (so also the first 23 bars of a series)"
+_SENTIMENT_NULL = "news_coverage_24h is 0 (no provider looked: unknown), or no sentiment row for the bar"
 
 FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
     FeatureSpec(
@@ -51,6 +88,9 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "ta.momentum.RSIIndicator(close, window=14).rsi() (0..100)",
         "14 bars, Wilder smoothing",
         "features.technical_indicators.rsi_14",
+        f"the first 13 bars of a series; {_GAP_1_5}",
+        ge=0,
+        le=100,
     ),
     FeatureSpec(
         2,
@@ -59,6 +99,7 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "ta.trend.MACD(close, 26, 12, 9).macd_diff() / close",
         "EMA 12/26, signal 9",
         "features.technical_indicators.macd_hist, raw.prices.close",
+        f"the first 33 bars of a series; {_GAP_1_5}",
     ),
     FeatureSpec(
         3,
@@ -67,6 +108,7 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "ta.volatility.BollingerBands(close, 20, 2).bollinger_pband()",
         "20 bars",
         "features.technical_indicators.bb_pct_b",
+        f"the first 19 bars of a series; the bands have no width; {_GAP_1_5}",
     ),
     FeatureSpec(
         4,
@@ -75,6 +117,8 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "ta.volatility.AverageTrueRange(high, low, close, 14) / close; null for the first 14 bars",
         "14 bars, Wilder smoothing",
         "features.technical_indicators.atr_14, raw.prices.close",
+        f"the first 14 bars of a series; {_GAP_1_5}",
+        ge=0,
     ),
     FeatureSpec(
         5,
@@ -83,54 +127,67 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "EMA12(close) / EMA26(close) - 1 (ta.trend.EMAIndicator)",
         "EMA 12/26",
         "features.technical_indicators.ema_12, ema_26",
+        f"the first 25 bars of a series; {_GAP_1_5}",
+        gt=-1,
     ),
     FeatureSpec(
         6,
         "log_return_1h",
         "market structure",
-        "ln(close_t / close_t-1)",
-        "2 bars",
+        "ln(close_t / close_t-1h)",
+        "bars at ts - 1h and ts",
         "raw.prices.close",
+        "no bar at ts - 1h (a longer move is never a 1h return)",
     ),
     FeatureSpec(
         7,
         "realized_vol_24h",
         "market structure",
-        "sample std (ddof=1) of log_return_1h over the last 24 bars",
-        "24 bars",
+        "sample std (ddof=1) of log_return_1h over the bars at ts - 23h .. ts",
+        "24 hours (25 bars)",
         "raw.prices.close",
+        "a bar of ts - 24h .. ts is missing",
+        ge=0,
     ),
     FeatureSpec(
         8,
         "volume_zscore_24h",
         "market structure",
-        "(volume_t - mean24(volume)) / std24(volume), std ddof=1; 0 where std is 0",
-        "24 bars",
+        "(volume_t - mean24(volume)) / std24(volume) over the bars at ts - 23h .. ts, std ddof=1; 0 where std is 0",
+        "24 hours",
         "raw.prices.volume",
+        "a bar of ts - 23h .. ts is missing",
     ),
     FeatureSpec(
         9,
         "vwap_dev_24h",
         "market structure",
-        "close_t / VWAP24 - 1, VWAP24 = sum(tp*volume)/sum(volume), tp = (high+low+close)/3",
-        "24 bars",
+        "close_t / VWAP24 - 1, VWAP24 = sum(tp*volume)/sum(volume) over the bars at ts - 23h .. ts, "
+        "tp = (high+low+close)/3",
+        "24 hours",
         "raw.prices (high, low, close, volume)",
+        "a bar of ts - 23h .. ts is missing; the 24 volumes sum to 0",
+        gt=-1,
     ),
     FeatureSpec(
         10,
         "btc_corr_24h",
         "cross-asset",
-        "Pearson correlation of the symbol's and BTC's log_return_1h over the last 24 bars, aligned on ts; 1.0 for BTC",
-        "24 bars",
+        "Pearson correlation of the symbol's and BTC's log_return_1h over the hours ts - 23h .. ts; 1.0 for BTC",
+        "24 hours (25 bars) of both",
         "raw.prices.close (symbol and BTC)",
+        "a bar of ts - 24h .. ts is missing for the symbol or for BTC; either series is flat",
+        ge=-1 - CORR_EPS,
+        le=1 + CORR_EPS,
     ),
     FeatureSpec(
         11,
         "btc_rel_strength_24h",
         "cross-asset",
-        "ln(close_t / close_t-24) - ln(btc_t / btc_t-24); 0.0 for BTC",
-        "25 bars",
+        "ln(close_t / close_t-24h) - ln(btc_t / btc_t-24h); 0.0 for BTC",
+        "bars at ts - 24h and ts of both",
         "raw.prices.close (symbol and BTC)",
+        "no bar at ts - 24h for the symbol, or none at ts or ts - 24h for BTC",
     ),
     FeatureSpec(
         12,
@@ -139,6 +196,9 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "mean compound of the symbol's articles published in [ts - 23h, ts + 1h); 0.0 when none",
         "24 h",
         "features.sentiment_hourly (from features.article_sentiment)",
+        _SENTIMENT_NULL,
+        ge=-1,
+        le=1,
     ),
     FeatureSpec(
         13,
@@ -147,6 +207,8 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "ln(1 + n), n = number of those articles",
         "24 h",
         "features.sentiment_hourly (from features.article_sentiment)",
+        _SENTIMENT_NULL,
+        ge=0,
     ),
     FeatureSpec(
         14,
@@ -155,6 +217,9 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "mean compound over [ts - 5h, ts + 1h) minus sentiment_mean_24h (each mean 0.0 when empty)",
         "6 h and 24 h",
         "features.sentiment_hourly (from features.article_sentiment)",
+        _SENTIMENT_NULL,
+        ge=-2,
+        le=2,
     ),
     FeatureSpec(
         15,
@@ -163,6 +228,10 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "sin(2*pi*hour(ts)/24), hour in UTC",
         "-",
         "ts",
+        "never",
+        nullable=False,
+        ge=-1,
+        le=1,
     ),
     FeatureSpec(
         16,
@@ -171,6 +240,59 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
         "cos(2*pi*hour(ts)/24), hour in UTC",
         "-",
         "ts",
+        "never",
+        nullable=False,
+        ge=-1,
+        le=1,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ProvenanceSpec:
+    """A provenance column of features.md "Gaps, venues and news coverage": carried, never a model input."""
+
+    name: str
+    integer: bool
+    definition: str
+    null_when: str
+    ge: float | None = None
+    le: float | None = None
+
+    @property
+    def nullable(self) -> bool:
+        """May be null in ``features.feature_vectors`` (never in ``ml.training_set``)."""
+        return self.null_when != "never"
+
+    def bounds(self) -> dict[str, float]:
+        return {k: v for k, v in (("ge", self.ge), ("le", self.le)) if v is not None}
+
+
+PROVENANCE_CATALOGUE: tuple[ProvenanceSpec, ...] = (
+    ProvenanceSpec(
+        "gap_hours_24h",
+        True,
+        "hours in [ts - 23h, ts] with no bar for the symbol (hours before a series' first bar count)",
+        "never",
+        ge=0,
+        le=WINDOW_24H - 1,
+    ),
+    ProvenanceSpec(
+        "venues_24h",
+        True,
+        "distinct providers that served the symbol's bars in [ts - 23h, ts] (2 or more: the series switched "
+        "venue inside the window)",
+        "never",
+        ge=0,
+    ),
+    ProvenanceSpec(
+        "news_coverage_24h",
+        False,
+        "share of the hours in [ts - 23h, ts] lying fully inside a successful news provider answer's window "
+        "(raw.news_coverage status ok, any provider)",
+        "no sentiment row for the bar",
+        ge=0,
+        le=1,
     ),
 )
 
@@ -181,45 +303,150 @@ def feature_names() -> tuple[str, ...]:
 
 
 FEATURE_NAMES: tuple[str, ...] = feature_names()
+PROVENANCE_COLUMNS: tuple[str, ...] = tuple(spec.name for spec in PROVENANCE_CATALOGUE)
 TECHNICAL_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "technical")
 MARKET_STRUCTURE_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "market structure")
 CROSS_ASSET_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "cross-asset")
 SENTIMENT_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "sentiment")
 TEMPORAL_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "temporal")
+FEATURE_VECTOR_COLUMNS: tuple[str, ...] = ("symbol", "ts", *FEATURE_NAMES, *PROVENANCE_COLUMNS)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def feature_catalogue_markdown() -> str:
     """The catalogue as a markdown table (asset descriptions, docs)."""
     lines = [
-        "| # | name | group | formula | window | source |",
-        "|---|---|---|---|---|---|",
+        "| # | name | group | formula | window | range | null when | source |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in FEATURE_CATALOGUE:
-        cells = [str(s.number), f"`{s.name}`", s.group, s.formula, s.window, s.source]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        cells = [str(s.number), f"`{s.name}`", s.group, s.formula, s.window, s.bounds_text(), s.null_when, s.source]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def provenance_markdown() -> str:
+    """The provenance columns as a markdown table."""
+    lines = ["| column | type | definition | null when |", "|---|---|---|---|"]
+    for s in PROVENANCE_CATALOGUE:
+        kind = "integer" if s.integer else "double"
+        lines.append("| " + " | ".join(_cell(c) for c in (f"`{s.name}`", kind, s.definition, s.null_when)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --- the hourly grid ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where each bar of a frame sorted by (symbol, ts) sits on its symbol's hourly grid.
+
+    ``keys`` = symbol rank << 32 | hour number: sorted like the frame, so ``np.searchsorted`` finds the
+    bar of a symbol at any hour. ``prev``/``back24`` are the row numbers of the bars at ``ts - 1h`` /
+    ``ts - 24h`` (-1: none); ``gap_hours`` counts the hours of ``[ts - 23h, ts]`` without a bar.
+    """
+
+    keys: np.ndarray
+    hours: np.ndarray
+    position: np.ndarray
+    window_lo: np.ndarray
+    gap_hours: np.ndarray
+    prev: np.ndarray
+    back24: np.ndarray
+
+    @property
+    def full24(self) -> np.ndarray:
+        """Bars at every hour of ``[ts - 23h, ts]``."""
+        return self.gap_hours == 0
+
+    @property
+    def full25(self) -> np.ndarray:
+        """Bars at every hour of ``[ts - 24h, ts]``: the 24 hourly returns of the window all exist."""
+        return self.full24 & (self.back24 >= 0)
+
+    def at(self, lag_hours: int) -> np.ndarray:
+        """Row number of each row's bar at ``ts - lag_hours`` (-1 where there is none)."""
+        return _find(self.keys, self.keys - lag_hours)
+
+
+def _find(sorted_keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Index of each wanted key in ``sorted_keys`` (unique), -1 where absent."""
+    if len(sorted_keys) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    idx = np.searchsorted(sorted_keys, wanted)
+    clipped = np.minimum(idx, len(sorted_keys) - 1)
+    return np.where(sorted_keys[clipped] == wanted, clipped, -1)
+
+
+def _grid(symbols: np.ndarray, ts: pd.Series) -> _Grid:
+    """The grid of a frame sorted by (symbol, ts) with unique keys; ValueError if a ``ts`` is off the hour."""
+    ts_ns = ts.array.asi8
+    off = ts_ns % HOUR_NS != 0
+    if off.any():
+        raise ValueError(f"bar times must be on the hour (bar open, UTC); got {ts.iloc[int(np.argmax(off))]}")
+    hours = ts_ns // HOUR_NS
+    n = len(hours)
+    rank = np.zeros(n, dtype=np.int64)
+    for k, (start, stop) in enumerate(series_bounds(symbols)):
+        rank[start:stop] = k
+    # Hours relative to the frame's first one, so that the lags below never wrap into another symbol's keys.
+    rel = hours - (hours.min() - 2 * WINDOW_24H) if n else hours
+    keys = (rank << 32) + rel
+    window_lo = np.searchsorted(keys, keys - (WINDOW_24H - 1), side="left")
+    gap_hours = (WINDOW_24H - (np.arange(n) - window_lo + 1)).astype(np.int64)
+    return _Grid(
+        keys=keys,
+        hours=hours,
+        position=position_in_series(symbols),
+        window_lo=window_lo,
+        gap_hours=gap_hours,
+        prev=_find(keys, keys - 1),
+        back24=_find(keys, keys - WINDOW_24H),
+    )
+
+
+def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``values[idx]`` as float64, NaN where ``idx`` is -1."""
+    out = np.full(len(idx), np.nan)
+    found = idx >= 0
+    out[found] = values[idx[found]]
+    return out
+
+
+def _venues(grid: _Grid, symbols: np.ndarray, providers: pd.Series) -> np.ndarray:
+    """Distinct non-null providers of each row's bars in ``[ts - 23h, ts]``.
+
+    A bar counts when it is the first of its provider in the window, i.e. the symbol's previous bar of the
+    same provider lies before the window: 24 vectorised passes (one per row offset), memory O(rows).
+    """
+    n = len(symbols)
+    codes, _ = pd.factorize(providers.to_numpy(), use_na_sentinel=True)
+    rows = pd.Series(np.arange(n))
+    sym_codes, _ = pd.factorize(symbols)
+    prev_same = rows.groupby([sym_codes, codes], sort=False).shift(1).fillna(-1).to_numpy(dtype=np.int64)
+    counted = codes >= 0
+    out = np.zeros(n, dtype=np.int64)
+    i = np.arange(n)
+    for k in range(WINDOW_24H):
+        j = i - k
+        inside = j >= grid.window_lo  # j >= window_lo >= the symbol's first row, so j is a row of the symbol
+        jj = np.where(inside, j, 0)
+        out += inside & counted[jj] & (prev_same[jj] < grid.window_lo)
+    return out
 
 
 # --- internals on a frame already passed through prepare_prices (sorted, unique) ---
 
 
-def _log_return(p: pd.DataFrame, position: np.ndarray) -> np.ndarray:
+def _log_return(p: pd.DataFrame, grid: _Grid) -> np.ndarray:
     close = p["close"].to_numpy()
-    prev = np.concatenate(([np.nan], close[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
-        lr = np.log(close / prev)
-    lr[position == 0] = np.nan
+        lr = np.log(close / _take(close, grid.prev))
     lr[~np.isfinite(lr)] = np.nan
     return lr
-
-
-def _shift_in_series(values: np.ndarray, position: np.ndarray, k: int) -> np.ndarray:
-    """values[i - k] within the same symbol's series (null for the first k bars)."""
-    out = np.full(len(values), np.nan, dtype="float64")
-    if len(values) > k:
-        out[k:] = values[:-k]
-    out[position < k] = np.nan
-    return out
 
 
 def _aligned(frame: pd.DataFrame, p: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
@@ -238,7 +465,7 @@ def _aligned(frame: pd.DataFrame, p: pd.DataFrame, columns: tuple[str, ...] | li
     return merged[list(columns)].reset_index(drop=True)
 
 
-def _technical(indicators: pd.DataFrame, p: pd.DataFrame) -> dict[str, np.ndarray]:
+def _technical(indicators: pd.DataFrame, p: pd.DataFrame, grid: _Grid) -> dict[str, np.ndarray]:
     ind = _aligned(indicators, p, ["rsi_14", "macd_hist", "bb_pct_b", "atr_14", "ema_12", "ema_26"])
     close = p["close"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -249,7 +476,8 @@ def _technical(indicators: pd.DataFrame, p: pd.DataFrame) -> dict[str, np.ndarra
             "atr_14_pct": ind["atr_14"].to_numpy() / close,
             "ema_ratio_12_26": ind["ema_12"].to_numpy() / ind["ema_26"].to_numpy() - 1.0,
         }
-    return cols
+    # ta runs over the existing bars; where the last 24 hours hold a gap, its values mix across the gap.
+    return {name: np.where(grid.full24, values, np.nan) for name, values in cols.items()}
 
 
 def _zscore_last(w: np.ndarray) -> np.ndarray:
@@ -263,15 +491,19 @@ def _zscore_last(w: np.ndarray) -> np.ndarray:
     return z
 
 
-def _market_structure(p: pd.DataFrame, position: np.ndarray, lr: np.ndarray) -> dict[str, np.ndarray]:
-    vw = vwap(p, position, WINDOW_24H)
+def _market_structure(p: pd.DataFrame, grid: _Grid, lr: np.ndarray) -> dict[str, np.ndarray]:
+    # With no hour missing, the 24 rows ending at a row are the bars at ts - 23h .. ts: row windows, masked.
+    full24, full25 = grid.full24, grid.full25
+    vw = vwap(p, grid.position, WINDOW_24H)
     with np.errstate(divide="ignore", invalid="ignore"):
         vwap_dev = p["close"].to_numpy() / vw - 1.0
+    vol = rolling_reduce(lambda w: w.std(axis=1, ddof=1), [lr], WINDOW_24H, grid.position)
+    zscore = rolling_reduce(_zscore_last, [p["volume"].to_numpy()], WINDOW_24H, grid.position)
     return {
         "log_return_1h": lr,
-        "realized_vol_24h": rolling_reduce(lambda w: w.std(axis=1, ddof=1), [lr], WINDOW_24H, position),
-        "volume_zscore_24h": rolling_reduce(_zscore_last, [p["volume"].to_numpy()], WINDOW_24H, position),
-        "vwap_dev_24h": vwap_dev,
+        "realized_vol_24h": np.where(full25, vol, np.nan),
+        "volume_zscore_24h": np.where(full24, zscore, np.nan),
+        "vwap_dev_24h": np.where(full24, vwap_dev, np.nan),
     }
 
 
@@ -284,37 +516,28 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.clip(corr, -1.0, 1.0)
 
 
-def _all_present(w: np.ndarray) -> np.ndarray:
-    return np.where(np.isnan(w).any(axis=1), np.nan, 1.0)
-
-
-def _cross_asset(p: pd.DataFrame, position: np.ndarray, lr: np.ndarray, benchmark: str) -> dict[str, np.ndarray]:
-    symbols = p["symbol"].to_numpy()
-    is_bench = symbols == benchmark
-    ts = pd.DatetimeIndex(p["ts"])
-    bench_ts = ts[is_bench]
-    bench_lr = pd.Series(lr[is_bench], index=bench_ts)
-    bench_close = pd.Series(p["close"].to_numpy()[is_bench], index=bench_ts)
-
-    # The benchmark's own values (its log return relative to its own previous bar), looked up at each row's ts.
-    btc_lr = bench_lr.reindex(ts).to_numpy()
-    btc_close = bench_close.reindex(ts).to_numpy()
-    has_back = position >= WINDOW_24H
-    btc_close_back = np.full(len(p), np.nan)
-    btc_close_back[has_back] = bench_close.reindex(ts[np.flatnonzero(has_back) - WINDOW_24H]).to_numpy()
-
+def _cross_asset(p: pd.DataFrame, grid: _Grid, lr: np.ndarray, benchmark: str) -> dict[str, np.ndarray]:
+    is_bench = p["symbol"].to_numpy() == benchmark
+    bench_hours = grid.hours[is_bench]  # sorted: the benchmark's rows are one contiguous, ts-sorted block
     close = p["close"].to_numpy()
-    close_back = _shift_in_series(close, position, WINDOW_24H)
+    bench_close, bench_lr = close[is_bench], lr[is_bench]
+
+    # The benchmark's values at each row's ts and ts - 24h (null where it has no bar then).
+    at_ts = _find(bench_hours, grid.hours)
+    btc_lr = _take(bench_lr, at_ts)
+    btc_close = _take(bench_close, at_ts)
+    btc_close_back = _take(bench_close, _find(bench_hours, grid.hours - WINDOW_24H))
+    close_back = _take(close, grid.back24)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.log(close / close_back) - np.log(btc_close / btc_close_back)
+        own = np.log(close / close_back)
+        rel = own - np.log(btc_close / btc_close_back)
     rel[~np.isfinite(rel)] = np.nan
 
-    corr = rolling_reduce(_pearson, [lr, btc_lr], WINDOW_24H, position)
+    # Symbol's 24 hourly returns complete (full25); any missing benchmark return makes the window null.
+    corr = rolling_reduce(_pearson, [lr, btc_lr], WINDOW_24H, grid.position)
+    corr = np.where(grid.full25, corr, np.nan)
     if is_bench.any():
-        full = rolling_reduce(_all_present, [lr], WINDOW_24H, position)
-        corr[is_bench] = full[is_bench]  # exactly 1.0 where the window is full
-        with np.errstate(divide="ignore", invalid="ignore"):
-            own = np.log(close / close_back)
+        corr[is_bench] = np.where(grid.full25[is_bench], 1.0, np.nan)  # exactly 1.0 where its window is complete
         rel[is_bench] = np.where(np.isfinite(own[is_bench]), 0.0, np.nan)
     return {"btc_corr_24h": corr, "btc_rel_strength_24h": rel}
 
@@ -333,6 +556,11 @@ def _frame(p: pd.DataFrame, cols: dict[str, np.ndarray], names: tuple[str, ...])
     return out
 
 
+def _prepared(prices: pd.DataFrame) -> tuple[pd.DataFrame, _Grid]:
+    p = prepare_prices(prices)
+    return p, _grid(p["symbol"].to_numpy(), p["ts"])
+
+
 # --- public API ---
 
 
@@ -345,42 +573,42 @@ def technical_features(indicators: pd.DataFrame, prices: pd.DataFrame) -> pd.Dat
     - ``atr_14_pct`` = ``atr_14 / close`` (null for the first 14 bars, as ``atr_14`` is)
     - ``ema_ratio_12_26`` = ``ema_12 / ema_26 - 1``
 
+    The indicators run over the symbol's existing bars (ta's semantics); every feature is null on a row whose
+    24-hour window ``[ts - 23h, ts]`` holds a gap (hours before a series' first bar included).
     One row per prices bar (symbol, ts + the 5 features, sorted); a bar without an indicators row is null.
     """
-    p = prepare_prices(prices)
-    return _frame(p, _technical(indicators, p), TECHNICAL_FEATURES)
+    p, grid = _prepared(prices)
+    return _frame(p, _technical(indicators, p, grid), TECHNICAL_FEATURES)
 
 
 def market_structure_features(prices: pd.DataFrame) -> pd.DataFrame:
-    """Features 6-9, per symbol, windows of 24 bars ending at and including ``ts``.
+    """Features 6-9, per symbol, on the hourly grid.
 
-    - ``log_return_1h`` = ``ln(close_t / close_{t-1})`` (previous bar of the series); null on its first bar
-    - ``realized_vol_24h`` = sample std (ddof=1) of the last 24 ``log_return_1h``; needs 25 bars
-    - ``volume_zscore_24h`` = ``(volume_t - mean24) / std24`` (ddof=1), 0 when the 24 volumes are equal;
-      null until 24 bars
-    - ``vwap_dev_24h`` = ``close_t / VWAP24 - 1``, ``VWAP24 = sum(tp*volume)/sum(volume)`` over 24 bars,
-      ``tp = (high+low+close)/3``; null until 24 bars, and where the 24 volumes sum to 0
+    - ``log_return_1h`` = ``ln(close_t / close_{t-1h})``; null without a bar at ``ts - 1h``
+    - ``realized_vol_24h`` = sample std (ddof=1) of the returns of the hours ``ts - 23h .. ts``; needs the
+      bars at ``ts - 24h .. ts``
+    - ``volume_zscore_24h`` = ``(volume_t - mean24) / std24`` (ddof=1) over the bars at ``ts - 23h .. ts``,
+      0 when the 24 volumes are equal
+    - ``vwap_dev_24h`` = ``close_t / VWAP24 - 1``, ``VWAP24 = sum(tp*volume)/sum(volume)`` over the same
+      bars, ``tp = (high+low+close)/3``; also null where the 24 volumes sum to 0
+    A window missing any hour is null.
     """
-    p = prepare_prices(prices)
-    position = position_in_series(p["symbol"].to_numpy())
-    return _frame(p, _market_structure(p, position, _log_return(p, position)), MARKET_STRUCTURE_FEATURES)
+    p, grid = _prepared(prices)
+    return _frame(p, _market_structure(p, grid, _log_return(p, grid)), MARKET_STRUCTURE_FEATURES)
 
 
 def cross_asset_features(prices: pd.DataFrame, benchmark: str = BENCHMARK_SYMBOL) -> pd.DataFrame:
-    """Features 10-11 against the benchmark's bars at the same ``ts`` (``prices`` must include it).
+    """Features 10-11 against the benchmark's bars at the same hours (``prices`` must include it).
 
-    - ``btc_corr_24h``: Pearson correlation of the symbol's last 24 ``log_return_1h`` with the benchmark's
-      ``log_return_1h`` at the same 24 ``ts``; exactly 1.0 for the benchmark itself (once it has 24
-      returns); null where the benchmark lacks a bar at one of those ``ts``, before the window is full,
-      and where either series is flat over the window (undefined).
-    - ``btc_rel_strength_24h`` = ``ln(c_t / c_{t-24}) - ln(b_t / b_{t-24})`` where ``t-24`` is the symbol's
-      bar 24 bars back and ``b`` the benchmark's close at the same ``ts`` values; exactly 0.0 for the
-      benchmark; null where the benchmark lacks either bar or before bar 25.
+    - ``btc_corr_24h``: Pearson correlation of the symbol's and the benchmark's ``log_return_1h`` over the
+      hours ``ts - 23h .. ts``; exactly 1.0 for the benchmark itself. Null where either lacks a bar of
+      ``ts - 24h .. ts``, and where either series is flat over the window (undefined).
+    - ``btc_rel_strength_24h`` = ``ln(c_t / c_{t-24h}) - ln(b_t / b_{t-24h})``; exactly 0.0 for the
+      benchmark. Null where the symbol lacks its bar at ``ts - 24h`` or the benchmark either bar.
     Without benchmark rows in ``prices``, both are null for every symbol.
     """
-    p = prepare_prices(prices)
-    position = position_in_series(p["symbol"].to_numpy())
-    return _frame(p, _cross_asset(p, position, _log_return(p, position), benchmark), CROSS_ASSET_FEATURES)
+    p, grid = _prepared(prices)
+    return _frame(p, _cross_asset(p, grid, _log_return(p, grid), benchmark), CROSS_ASSET_FEATURES)
 
 
 def temporal_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -394,57 +622,162 @@ def temporal_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def bar_provenance(prices: pd.DataFrame) -> pd.DataFrame:
+    """symbol, ts, ``gap_hours_24h`` and ``venues_24h`` (int64) per bar of ``prices``, sorted by (symbol, ts).
+
+    ``gap_hours_24h``: hours of ``[ts - 23h, ts]`` with no bar of the symbol; ``venues_24h``: distinct
+    ``provider`` values of the symbol's bars in that window (``prices`` needs a ``provider`` column).
+    """
+    p, grid = _prepared(prices)
+    out = p[["symbol", "ts"]].copy()
+    out["gap_hours_24h"] = grid.gap_hours
+    out["venues_24h"] = _venues(grid, p["symbol"].to_numpy(), _aligned_providers(prices))
+    return out
+
+
+def _aligned_providers(prices: pd.DataFrame) -> pd.Series:
+    """``prices["provider"]`` in the row order of ``prepare_prices(prices)``."""
+    if "provider" not in prices.columns:
+        raise ValueError("prices frame lacks the provider column (venues_24h counts the providers of the bars)")
+    left = pd.DataFrame(
+        {
+            "symbol": prices["symbol"].astype(str).to_numpy(),
+            "ts": normalize_ts(prices["ts"]).array,
+            "provider": prices["provider"].to_numpy(),
+        }
+    )
+    left = left.sort_values(["symbol", "ts"], kind="mergesort", ignore_index=True)
+    return left["provider"]  # prepare_prices sorts the same way and refuses duplicates
+
+
+def complete_windows(bars: pd.DataFrame, benchmark: str = BENCHMARK_SYMBOL) -> pd.DataFrame:
+    """Where the gap rules of features.md leave a price-derived feature to compute: symbol, ts and one boolean
+    per feature of groups technical, market structure, cross-asset and temporal, sorted by (symbol, ts).
+
+    True means the lag or window the feature needs is complete at that bar (1-5: no gap in ``[ts - 23h, ts]``;
+    6: a bar at ``ts - 1h``; 7: bars at ``ts - 24h .. ts``; 8-9: ``ts - 23h .. ts``; 10: 7 for the symbol
+    and the benchmark; 11: bars at ``ts - 24h`` of both and at ``ts`` of the benchmark; 15-16: always), so a
+    null there is a defect, not a gap. The warm-up of the ``ta`` indicators is not part of it. ``bars``
+    needs ``symbol`` and ``ts`` only.
+    """
+    keys = pd.DataFrame({"symbol": bars["symbol"].astype(str).to_numpy(), "ts": normalize_ts(bars["ts"]).array})
+    keys = keys.sort_values(["symbol", "ts"], kind="mergesort", ignore_index=True)
+    if keys.duplicated(["symbol", "ts"]).any():
+        raise ValueError("bars frame has duplicate (symbol, ts) rows")
+    symbols = keys["symbol"].to_numpy()
+    grid = _grid(symbols, keys["ts"])
+    is_bench = symbols == benchmark
+    bench_hours = grid.hours[is_bench]
+    bench_full25 = grid.full25[is_bench]
+    at_ts = _find(bench_hours, grid.hours)
+    btc_full25 = np.zeros(len(keys), dtype=bool)
+    btc_full25[at_ts >= 0] = bench_full25[at_ts[at_ts >= 0]]
+    btc_back = (at_ts >= 0) & (_find(bench_hours, grid.hours - WINDOW_24H) >= 0)
+    has_prev, has_back = grid.prev >= 0, grid.back24 >= 0
+    rules = {
+        **dict.fromkeys(TECHNICAL_FEATURES, grid.full24),
+        "log_return_1h": has_prev,
+        "realized_vol_24h": grid.full25,
+        "volume_zscore_24h": grid.full24,
+        "vwap_dev_24h": grid.full24,
+        "btc_corr_24h": grid.full25 & btc_full25,
+        "btc_rel_strength_24h": has_back & btc_back,
+        **dict.fromkeys(TEMPORAL_FEATURES, np.ones(len(keys), dtype=bool)),
+    }
+    return keys.assign(**{name: np.asarray(mask, dtype=bool) for name, mask in rules.items()})
+
+
 def build_feature_vectors(
     prices: pd.DataFrame,
     indicators: pd.DataFrame,
     sentiment_hourly: pd.DataFrame | None,
     benchmark: str = BENCHMARK_SYMBOL,
 ) -> pd.DataFrame:
-    """symbol, ts + :data:`FEATURE_NAMES` (float64), one row per prices bar, sorted by (symbol, ts).
+    """:data:`FEATURE_VECTOR_COLUMNS`, one row per prices bar, sorted by (symbol, ts).
+
+    The 16 features are float64; ``gap_hours_24h`` and ``venues_24h`` int64 (see :func:`bar_provenance`,
+    ``prices`` needs its ``provider`` column); ``news_coverage_24h`` float64.
 
     ``indicators`` should be computed from the same bars (with look-back, see ``LOOKBACK_BARS``).
-    Sentiment features 12-14 are taken as they are from ``sentiment_hourly`` by (symbol, ts); that table
-    already encodes "no articles" as 0.0. A bar with no ``sentiment_hourly`` row (the sentiment partition
-    was not computed, or ``sentiment_hourly`` is None) gets **null** sentiment features, not 0.0: absence
-    of the computation is not evidence of zero news, and the caller decides (the training set drops such rows).
+    Sentiment features 12-14 and ``news_coverage_24h`` are taken as they are from ``sentiment_hourly`` by
+    (symbol, ts); that table encodes "looked, no articles" as 0.0 and "nobody looked" (coverage 0) as null,
+    and the sentiment features are nulled here too wherever its coverage is 0. A bar with no
+    ``sentiment_hourly`` row (the sentiment partition was not computed, or ``sentiment_hourly`` is None) gets
+    **null** sentiment features and coverage, not 0.0: absence of the computation is not evidence of zero news,
+    and the caller decides (the training set drops such rows).
     """
-    p = prepare_prices(prices)
-    position = position_in_series(p["symbol"].to_numpy())
-    lr = _log_return(p, position)
+    providers = _aligned_providers(prices)
+    p, grid = _prepared(prices)
+    lr = _log_return(p, grid)
     cols: dict[str, np.ndarray] = {}
-    cols.update(_technical(indicators, p))
-    cols.update(_market_structure(p, position, lr))
-    cols.update(_cross_asset(p, position, lr, benchmark))
+    cols.update(_technical(indicators, p, grid))
+    cols.update(_market_structure(p, grid, lr))
+    cols.update(_cross_asset(p, grid, lr, benchmark))
     if sentiment_hourly is None:
         cols.update({name: np.full(len(p), np.nan) for name in SENTIMENT_FEATURES})
+        coverage = np.full(len(p), np.nan)
     else:
-        sent = _aligned(sentiment_hourly, p, SENTIMENT_FEATURES)
-        cols.update({name: sent[name].to_numpy() for name in SENTIMENT_FEATURES})
+        if "news_coverage_24h" not in sentiment_hourly.columns:
+            raise ValueError("sentiment_hourly lacks news_coverage_24h (features.md: null sentiment without coverage)")
+        sent = _aligned(sentiment_hourly, p, (*SENTIMENT_FEATURES, "news_coverage_24h"))
+        coverage = sent["news_coverage_24h"].to_numpy()
+        unknown = ~(coverage > 0)  # coverage 0 or no row: nobody looked
+        cols.update({name: np.where(unknown, np.nan, sent[name].to_numpy()) for name in SENTIMENT_FEATURES})
     cols.update(_temporal(p["ts"]))
-    return _frame(p, cols, FEATURE_NAMES)
+    out = _frame(p, cols, FEATURE_NAMES)
+    out["gap_hours_24h"] = grid.gap_hours
+    out["venues_24h"] = _venues(grid, p["symbol"].to_numpy(), providers)
+    out["news_coverage_24h"] = coverage.astype("float64")
+    return out
 
 
 _DOCUMENT_INTRO = """# The 16-feature vector
 
 One row per (symbol, hourly bar) in `features.feature_vectors` and `ml.training_set`. The contract is
-`features.md` of the project spec; this table is generated from the single definition in code
-(`crypto_assets.transforms.features.FEATURE_CATALOGUE`), which also feeds the asset description shown in
-the Dagster UI. A test fails when this file and the code disagree; regenerate it with
+`features.md` of the project spec; the tables below are generated from the single definition in code
+(`crypto_assets.transforms.features.FEATURE_CATALOGUE` and `PROVENANCE_CATALOGUE`), which also makes the
+table schemas (pandera models, DuckDB DDL, the column schema shown in the Dagster UI) and the asset
+description. A test fails when this file and the code disagree; regenerate it with
 `.venv/bin/python -m crypto_assets.transforms.features > docs/features.md`.
 
 - `ts` is the bar's open time (UTC); the bar closes at `ts + 1h`. A value for bar `ts` uses only bars with
   open time `<= ts` and articles published before `ts + 1h` (no leakage).
-- Windows count bars of the symbol's own series. A feature whose window is not full yet is null (never 0);
-  the training set keeps only rows where all 16 features and both labels are present.
+- Lags and windows count **hours on the UTC grid, not rows**: the previous bar is the bar at `ts - 1h`, "the
+  last 24 bars" are the bars at `ts - 23h .. ts`. A missing bar is never invented: a lag or window missing
+  an hour is null, so a 4-hour move is never a "1h" return.
+- A feature whose window is not full yet is null (never 0); the training set keeps only rows where all 16
+  features and both labels are present.
 - Indicators come from `ta` 0.11 (ATR is a vectorised re-implementation of `ta`'s formula, equal to it
-  within 1e-12). Partitions read 14 days of look-back so values equal a whole-history computation
-  within 1e-6 relative (7 days are not enough for MACD and the EMA ratio).
+  within 1e-12) over the symbol's existing bars. Partitions read 14 days of look-back so values equal a
+  whole-history computation within 1e-6 relative (7 days are not enough for MACD and the EMA ratio).
+"""
+
+_DOCUMENT_RULES = """## Gaps, venues and news coverage
+
+Every row of `features.feature_vectors` and `ml.training_set` also carries three provenance columns. They
+are not features and are never fed to a model by default.
+
+{provenance}
+Null rules (the "null when" column above):
+
+- Features 6-9 are null when their lag or window is incomplete for the symbol; features 10-11 when it is
+  incomplete for the symbol or for BTC.
+- Features 1-5 are computed over the symbol's existing bars in `ts` order (`ta`'s semantics) and are null on
+  rows whose 24-hour window holds a gap (`gap_hours_24h > 0`), so a gap's distortion never reaches a model.
+- Features 12-14 are null when `news_coverage_24h` is 0 (nobody looked: unknown); otherwise they follow
+  their formulas, and 0.0 means "looked, found nothing". Hour `h` (= `[h, h + 1h)`) is covered when it lies
+  fully inside the union of the windows of `raw.news_coverage` rows with status `ok`, of any provider.
+- The blocking check `feature_null_rates` judges each feature only on rows where its lag or window is
+  complete (after each series' 35-bar warm-up for features 1-5, and with news coverage for 12-14): a genuine
+  gap never stops the training set, a null inside a complete window still does.
+- The labels need the bar at `ts + 1h`; without it they are null and the row stays out of the training set.
 """
 
 
 def feature_catalogue_document() -> str:
-    """docs/features.md: the catalogue with a short introduction."""
-    return f"{_DOCUMENT_INTRO}\n{feature_catalogue_markdown()}\n"
+    """docs/features.md: the catalogue with a short introduction, the provenance columns and the null rules."""
+    rules = _DOCUMENT_RULES.format(provenance=provenance_markdown())
+    return f"{_DOCUMENT_INTRO}\n{feature_catalogue_markdown()}\n{rules}"
 
 
 if __name__ == "__main__":

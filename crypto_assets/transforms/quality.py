@@ -534,30 +534,64 @@ def null_rates(
     *,
     max_null_rate: float = 0.01,
     columns: Sequence[str] = FEATURE_COLUMNS,
+    judged: pd.DataFrame | None = None,
 ) -> RuleResult:
     """Null rate of each feature after each symbol's first ``warmup_bars`` rows stays <= ``max_null_rate``.
 
     The default warm-up (35 bars) covers the longest window of features.md: MACD(12, 26, 9)'s signal line
     needs 34 bars. A missing feature column counts as 100 % null.
+
+    ``judged`` (booleans, ``features``' index, one column per feature) narrows each feature to the rows where
+    a null is a defect: the rows whose lag or window is complete (features.md "Gaps, venues and news
+    coverage"). A null that the gap rules put there (a missing bar of the symbol or of BTC, no news coverage)
+    is then never counted; a null inside a complete window still is. A feature without a ``judged`` column
+    is judged on every row after the warm-up.
     """
     ordered = features.sort_values(["symbol", "ts"])
     position = ordered.groupby("symbol").cumcount()
     after = ordered.loc[position >= warmup_bars]
     n = len(after)
-    nulls = {col: (int(after[col].isna().sum()) if col in after else n) for col in columns}
-    rates = {col: (1.0 if col not in after else nulls[col] / n if n else 0.0) for col in columns}
+    rows: dict[str, int] = {}
+    nulls: dict[str, int] = {}
+    for col in columns:
+        if judged is not None and col in judged.columns:
+            mask = judged.loc[after.index, col].to_numpy(dtype=bool)
+        else:
+            mask = np.ones(n, dtype=bool)
+        rows[col] = int(mask.sum())
+        nulls[col] = int(after[col].isna().to_numpy()[mask].sum()) if col in after else rows[col]
+    rates = {col: (1.0 if col not in after else nulls[col] / rows[col] if rows[col] else 0.0) for col in columns}
     over = [c for c in columns if rates[c] > max_null_rate]
     failures = pd.DataFrame(
-        {"feature": over, "null_rate": [rates[c] for c in over], "nulls": [nulls[c] for c in over], "rows": n}
+        {
+            "feature": over,
+            "null_rate": [rates[c] for c in over],
+            "nulls": [nulls[c] for c in over],
+            "rows": [rows[c] for c in over],
+        }
     )
+    if judged is None:
+        description = (
+            f"{len(over)} features above {max_null_rate:.1%} nulls after a {warmup_bars}-bar warm-up ({n} rows judged)"
+        )
+    else:
+        lo, hi = min(rows.values(), default=0), max(rows.values(), default=0)
+        warm = f", after a {warmup_bars}-bar warm-up" if warmup_bars else ""
+        description = (
+            f"{len(over)} features above {max_null_rate:.1%} nulls on the rows whose lag or window is complete "
+            f"({lo}-{hi} of {n} rows judged per feature{warm})"
+        )
     return RuleResult(
         passed=not over,
         severity="error",
-        description=(
-            f"{len(over)} features above {max_null_rate:.1%} nulls after a {warmup_bars}-bar warm-up ({n} rows judged)"
-        ),
+        description=description,
         failures=failures,
-        metrics={"rows_after_warmup": n, "warmup_bars": warmup_bars, "null_rates": rates},
+        metrics={
+            "rows_after_warmup": n,
+            "warmup_bars": warmup_bars,
+            "null_rates": rates,
+            **({"rows_judged": rows} if judged is not None else {}),
+        },
         name="null_rates",
     )
 

@@ -28,7 +28,9 @@ SENTIMENT_HOURLY_COLUMNS: tuple[str, ...] = (
     "news_volume_24h",
     "sentiment_momentum_6h",
     "news_count_24h",
+    "news_coverage_24h",
 )
+NEWS_COVERAGE_OK = "ok"
 
 # Crypto slang and market words VADER's general lexicon lacks or scores in another sense, on VADER's -4..+4 scale.
 # Valences are set by analogy with VADER's own anchors: good 1.9, bad -2.5, gain 2.4, loss -1.3, losses -1.7,
@@ -241,11 +243,57 @@ def _window_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     return np.where(hi > lo, sums, 0.0)
 
 
-def sentiment_hourly(bars: pd.DataFrame, article_sentiment: pd.DataFrame, model: str | None = None) -> pd.DataFrame:
-    """Features 12-14 of features.md (plus ``news_count_24h``) for every distinct (symbol, ts) of ``bars``.
+def _merged_ok_windows(coverage: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The union of the ``status == "ok"`` windows of ``coverage`` as sorted, disjoint [start, end) in ns.
 
-    For bar ``ts`` the articles tagged with the symbol and published in ``[ts - 23h, ts + 1h)`` count (an article
-    at exactly ``ts + 1h`` belongs to the next bar): ``sentiment_mean_24h`` is their mean compound (0.0 when none),
+    Windows that overlap or touch are merged, so an hour straddling two adjacent answers is inside the union.
+    """
+    missing = {"window_start", "window_end", "status"} - set(coverage.columns)
+    if missing:
+        raise ValueError(f"coverage frame lacks columns {sorted(missing)} (raw.news_coverage)")
+    ok = coverage[coverage["status"] == NEWS_COVERAGE_OK]
+    if ok.empty:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = _int_ns(ok["window_start"])
+    ends = _int_ns(ok["window_end"])
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    reach = np.maximum.accumulate(ends)  # the furthest end among the windows starting no later
+    new = np.r_[True, starts[1:] > reach[:-1]]  # a window starting after everything before it ends
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(starts) - 1]
+    return starts[first], reach[last]  # reach at a merged window's last member is its end
+
+
+def news_coverage_24h(ts: pd.Series, coverage: pd.DataFrame) -> np.ndarray:
+    """Share of the 24 hours ``[ts - 23h, ts]`` (hour ``h`` = ``[h, h + 1h)``) lying fully inside the union of
+    the successful (``status == "ok"``) answer windows of ``coverage`` (``raw.news_coverage``, any provider).
+
+    One value per ``ts`` in the given order: a multiple of 1/24 in [0, 1].
+    """
+    starts, ends = _merged_ok_windows(coverage)
+    t = _int_ns(ts) if len(ts) else np.zeros(0, dtype=np.int64)
+    covered = np.zeros(len(t), dtype=np.int64)
+    if len(starts):
+        for k in range(24):
+            hour = t - k * _HOUR_NS
+            idx = np.searchsorted(starts, hour, side="right") - 1  # the last merged window starting by then
+            inside = idx >= 0
+            covered += inside & (ends[np.where(inside, idx, 0)] >= hour + _HOUR_NS)
+    return covered / 24.0
+
+
+def sentiment_hourly(
+    bars: pd.DataFrame, article_sentiment: pd.DataFrame, coverage: pd.DataFrame, model: str | None = None
+) -> pd.DataFrame:
+    """Features 12-14 of features.md (plus ``news_count_24h`` and ``news_coverage_24h``) for every distinct
+    (symbol, ts) of ``bars``.
+
+    ``news_coverage_24h`` (see :func:`news_coverage_24h`) is the share of the hours ``[ts - 23h, ts]`` that a
+    successful news provider answer of ``coverage`` (``raw.news_coverage`` rows) covered. Where it is 0 nobody
+    looked, and the three features are **null** (unknown). Otherwise, for bar ``ts`` the articles tagged with
+    the symbol and published in ``[ts - 23h, ts + 1h)`` count (an article at exactly ``ts + 1h`` belongs to the
+    next bar): ``sentiment_mean_24h`` is their mean compound (0.0 when none: looked, found nothing),
     ``news_volume_24h = ln(1 + n)``, ``sentiment_momentum_6h`` the mean over ``[ts - 5h, ts + 1h)`` minus
     ``sentiment_mean_24h`` (each mean 0.0 when empty). Windows are by time, so gaps in ``bars`` change nothing.
 
@@ -296,8 +344,11 @@ def sentiment_hourly(bars: pd.DataFrame, article_sentiment: pd.DataFrame, model:
 
     mean24 = sum24 / np.maximum(count24, 1)  # sums are 0.0 where counts are 0
     mean6 = sum6 / np.maximum(count6, 1)
-    keys["sentiment_mean_24h"] = mean24
-    keys["news_volume_24h"] = np.log1p(count24.astype(np.float64))
-    keys["sentiment_momentum_6h"] = mean6 - mean24
+    coverage24 = news_coverage_24h(keys["ts"], coverage)
+    unknown = coverage24 == 0  # nobody looked: unknown, not "no news"
+    keys["sentiment_mean_24h"] = np.where(unknown, np.nan, mean24)
+    keys["news_volume_24h"] = np.where(unknown, np.nan, np.log1p(count24.astype(np.float64)))
+    keys["sentiment_momentum_6h"] = np.where(unknown, np.nan, mean6 - mean24)
     keys["news_count_24h"] = count24
+    keys["news_coverage_24h"] = coverage24
     return keys[list(SENTIMENT_HOURLY_COLUMNS)]

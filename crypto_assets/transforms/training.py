@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crypto_assets.transforms.features import FEATURE_NAMES
+from crypto_assets.transforms.features import FEATURE_NAMES, PROVENANCE_CATALOGUE, PROVENANCE_COLUMNS
 from crypto_assets.transforms.indicators import normalize_ts, prepare_prices
 
 LABEL_COLUMNS: tuple[str, ...] = ("target_log_return_1h", "target_up_1h")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
-TRAINING_COLUMNS: tuple[str, ...] = ("symbol", "ts", *FEATURE_NAMES, *LABEL_COLUMNS, "split")
+TRAINING_COLUMNS: tuple[str, ...] = ("symbol", "ts", *FEATURE_NAMES, *PROVENANCE_COLUMNS, *LABEL_COLUMNS, "split")
 PURGE_BARS = 24
 _ONE_HOUR = pd.Timedelta(hours=1)
 
@@ -91,16 +91,24 @@ def build_training_set(
 ) -> pd.DataFrame:
     """Labelled, split rows whose 16 features and 2 labels are all non-null: :data:`TRAINING_COLUMNS`.
 
-    Incomplete rows are dropped first (warm-up bars, the last bar, bars without sentiment), then the
-    splits are assigned over the remaining distinct ``ts``, so the proportions hold for usable rows.
+    ``features`` is ``features.feature_vectors``: the 16 features and the provenance columns
+    (``gap_hours_24h``, ``venues_24h``, ``news_coverage_24h``), which are carried over unchanged.
+    Incomplete rows are dropped first (warm-up bars, gaps, the last bar, bars without sentiment or news
+    coverage), then the splits are assigned over the remaining distinct ``ts``, so the proportions hold for
+    usable rows.
     """
-    labelled = add_labels(features[["symbol", "ts", *FEATURE_NAMES]], prices)
-    complete = labelled.dropna(subset=[*FEATURE_NAMES, *LABEL_COLUMNS])
+    missing = [c for c in PROVENANCE_COLUMNS if c not in features.columns]
+    if missing:
+        raise ValueError(f"features frame lacks the provenance columns {missing} (build_feature_vectors makes them)")
+    labelled = add_labels(features[["symbol", "ts", *FEATURE_NAMES, *PROVENANCE_COLUMNS]], prices)
+    complete = labelled.dropna(subset=[*FEATURE_NAMES, *PROVENANCE_COLUMNS, *LABEL_COLUMNS])
     complete = complete[np.isfinite(complete[list(FEATURE_NAMES)].to_numpy(dtype="float64")).all(axis=1)]
     split = assign_splits(complete, train=train, valid=valid, purge_bars=purge_bars)
     split["target_up_1h"] = split["target_up_1h"].astype(bool)
     for name in (*FEATURE_NAMES, "target_log_return_1h"):
         split[name] = split[name].astype("float64")
+    for spec in PROVENANCE_CATALOGUE:
+        split[spec.name] = split[spec.name].astype("int64" if spec.integer else "float64")
     return split[list(TRAINING_COLUMNS)].reset_index(drop=True)
 
 
