@@ -536,6 +536,11 @@ def dagster_table_schema(table: str) -> dg.TableSchema:
     )
 
 
+def column_types(table: str) -> dict[str, str]:
+    """The table's DuckDB column types by name, in warehouse order."""
+    return {name: _sql_type(column) for name, column in model_for(table).to_schema().columns.items()}
+
+
 def duckdb_ddl(table: str) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for ``table`` with DuckDB types and its grain as PRIMARY KEY.
 

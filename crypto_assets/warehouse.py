@@ -27,7 +27,7 @@ import duckdb
 import pandas as pd
 
 from crypto_assets.errors import ConfigError
-from crypto_assets.schemas import duckdb_ddl
+from crypto_assets.schemas import column_types, duckdb_ddl
 
 Window = tuple[datetime, datetime]
 
@@ -190,8 +190,20 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Create ``table`` if missing; a table made by an earlier version gets the columns it lacks (nullable: the
+    rows already there have no value for them, and the next write of a partition fills them)."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
     conn.execute(duckdb_ddl(table))
+    schema, name = table.split(".")
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, name]
+        ).fetchall()
+    }
+    for column, sql_type in column_types(table).items():
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def _scope_sql(scope: dict[str, Sequence[str]] | None) -> tuple[str, list[object]]:

@@ -215,3 +215,19 @@ def test_a_forked_child_inherits_no_open_database(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert {symbol for symbol, _, _ in rows(path)} == {"BTC", "ETH"}
+
+
+def test_a_table_of_an_earlier_version_gets_its_new_columns(tmp_path):
+    """A warehouse built before the provenance columns existed is written to, not refused: the missing columns
+    are added (nullable), the old rows kept, and a rewritten partition carries the new values."""
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as conn:
+        conn.execute("CREATE SCHEMA features")
+        conn.execute(
+            "CREATE TABLE features.sentiment_hourly (symbol VARCHAR, ts TIMESTAMPTZ, PRIMARY KEY (symbol, ts))"
+        )
+        conn.execute("INSERT INTO features.sentiment_hourly VALUES ('BTC', TIMESTAMPTZ '2022-05-03 00:00:00+00')")
+        wh.ensure_table(conn, "features.sentiment_hourly")
+        columns = [r[0] for r in conn.execute("DESCRIBE features.sentiment_hourly").fetchall()]
+        kept = conn.execute("SELECT count(*) FROM features.sentiment_hourly").fetchone()[0]
+    assert "news_coverage_24h" in columns and "sentiment_mean_24h" in columns and kept == 1
