@@ -232,7 +232,7 @@ def run_bootstrap(
             run_config=run_config,
             raise_on_error=False,
         )
-        later = _later_built_days(settings.duckdb_path, end, symbols)
+        later = _later_built_days(settings.duckdb_path, end, symbols) if result.success else None
         if later is not None:
             echo(f"recomputing {later[0]} .. {later[1]}: built before, their look-back reaches the days just built")
             followup = defs.resolve_job_def("recompute_lookback").execute_in_process(
@@ -254,9 +254,13 @@ def run_bootstrap(
     echo(f"checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed")
     for asset, name, _, severity, description in failed_checks:
         echo(f"  {'FAILED' if severity == 'ERROR' else 'warning'} {asset} {name}: {description}")
-    training_rows = _summarise(settings.duckdb_path, echo)
-    with wh.connect(settings.duckdb_path) as conn:
-        coverage_problems = _coverage(conn, start, end, symbols, echo)
+    try:
+        training_rows = _summarise(settings.duckdb_path, echo)
+        with wh.connect(settings.duckdb_path) as conn:
+            coverage_problems = _coverage(conn, start, end, symbols, echo)
+    except wh.WarehouseLocked as exc:
+        echo(f"no summary of the warehouse: {exc}")
+        training_rows, coverage_problems = 0, [str(exc)]
     echo(f"DuckDB file: {settings.duckdb_path}")
     if training_rows:
         echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")

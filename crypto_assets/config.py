@@ -78,8 +78,27 @@ def _switch(env: Mapping[str, str], var: str, default: bool) -> bool:
     return raw == "on"
 
 
+LOCK_TIMEOUT_ENV = "CRYPTO_ASSETS_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_S = 120.0
+
+
+def configured_lock_timeout(env: Mapping[str, str] | None = None) -> float:
+    """How long a writer waits for the warehouse's lock: ``CRYPTO_ASSETS_LOCK_TIMEOUT`` seconds (default 120)."""
+    raw = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV)
+    if raw is None:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:
+        raise ConfigError(f"{LOCK_TIMEOUT_ENV}={raw!r}: expected seconds between 0 and 86400, e.g. 120")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
+    configured_lock_timeout(env)  # a bad value is refused here, before anything runs
     duckdb_raw = env.get("CRYPTO_ASSETS_DUCKDB")
     if duckdb_raw is not None and not duckdb_raw.strip():
         raise ConfigError("CRYPTO_ASSETS_DUCKDB is empty: set it to a file path such as data/crypto.duckdb")

@@ -14,7 +14,9 @@ opening a DuckDB 2.0 database costs 20-40 ms, and a run would otherwise open it 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,10 +28,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from crypto_assets.config import LOCK_TIMEOUT_ENV, configured_lock_timeout
 from crypto_assets.errors import ConfigError
 from crypto_assets.schemas import column_types, duckdb_ddl
 
 Window = tuple[datetime, datetime]
+log = logging.getLogger("crypto_assets.warehouse")
 
 
 class WarehouseLocked(RuntimeError):
@@ -131,37 +135,77 @@ atexit.register(_open_databases.release_all)
 release_all = _open_databases.release_all
 
 
+LOCK_PROGRESS_EVERY_S = 10.0
+_HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_holder(message: str) -> str:
+    """Who holds the file, from DuckDB's lock error: ``python3.11 (PID 1234), running python -m jupyter lab``."""
+    found = _HOLDER.search(message)
+    if found is None:
+        return "another process"
+    pid = found["pid"]
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = ""
+    command = command if len(command) <= 80 else command[:77] + "..."
+    program = Path(found["program"]).name
+    return f"{program} (PID {pid})" + (f", running {command}" if command else "")
+
+
 def _open_database(path: Path, *, read_only: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect``, waiting up to ``lock_timeout_s`` while another process holds the file."""
-    deadline = time.monotonic() + lock_timeout_s
+    """``duckdb.connect``, waiting up to ``lock_timeout_s`` while another process holds the file.
+
+    DuckDB admits one writing process, and any other process holding the file (even read-only) blocks it: the
+    wait says every ``LOCK_PROGRESS_EVERY_S`` who holds it, and ends in our words, not DuckDB's.
+    """
+    started = time.monotonic()
+    deadline = started + lock_timeout_s
+    next_note = started  # the first refusal is said at once
     delay = 0.05
+    holder = ""
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             locked = isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
-            if locked and time.monotonic() < deadline:
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            if locked:
-                raise WarehouseLocked(
-                    f"warehouse {path} stayed locked by another process for {lock_timeout_s:.0f} s: "
-                    "close other DuckDB sessions on it (notebooks should use load_training_table)"
-                ) from exc
-            hint = (
-                "not a DuckDB file? move it away or set CRYPTO_ASSETS_DUCKDB"
-                if path.is_file()
-                else "check the path and its folder's permissions, or set CRYPTO_ASSETS_DUCKDB"
+            if not locked:
+                hint = (
+                    "not a DuckDB file? move it away or set CRYPTO_ASSETS_DUCKDB"
+                    if path.is_file()
+                    else "check the path and its folder's permissions, or set CRYPTO_ASSETS_DUCKDB"
+                )
+                raise ConfigError(f"cannot open warehouse {path}: {str(exc).splitlines()[0]} ({hint})") from None
+            holder = lock_holder(str(exc))
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        if now >= next_note:
+            log.warning(
+                "waiting for the warehouse: held by %s for %.0f s (waiting up to %.0f s, %s)",
+                holder,
+                now - started,
+                lock_timeout_s,
+                LOCK_TIMEOUT_ENV,
             )
-            raise ConfigError(f"cannot open warehouse {path}: {str(exc).splitlines()[0]} ({hint})") from exc
+            next_note = now + LOCK_PROGRESS_EVERY_S
+        time.sleep(min(delay, max(0.0, deadline - now)))
+        delay = min(delay * 2, 1.0)
+    raise WarehouseLocked(
+        f"warehouse {path} is held by {holder} and stayed locked for {lock_timeout_s:.0f} s: DuckDB admits one "
+        "process at a time. Close that session (notebooks read with crypto_assets.load_training_table(), which "
+        "never locks the warehouse), then run the same command again"
+    )
 
 
 @contextmanager
 def connect(
-    path: str | Path, *, read_only: bool = False, lock_timeout_s: float = 120.0
+    path: str | Path, *, read_only: bool = False, lock_timeout_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (UTC session), waiting up to ``lock_timeout_s`` while another process holds it."""
+    """Open the warehouse (UTC session), waiting up to ``lock_timeout_s`` (default: ``CRYPTO_ASSETS_LOCK_TIMEOUT``)
+    while another process holds it."""
+    lock_timeout_s = configured_lock_timeout() if lock_timeout_s is None else lock_timeout_s
     path = Path(path)
     key = str(path.absolute())
     if read_only:

@@ -289,3 +289,4 @@ def test_a_lock_held_too_long_ends_in_the_projects_own_words(env) -> None:
     text = done.stdout + done.stderr
     assert f"(PID {holder.pid})" in text and "load_training_table()" in text
     assert "IOException" not in text and "Conflicting lock" not in text  # DuckDB's raw error is not the message
+    assert "Traceback" not in text and "no summary of the warehouse: warehouse" in done.stdout
