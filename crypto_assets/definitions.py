@@ -10,8 +10,6 @@ import warnings
 
 import dagster as dg
 
-from crypto_assets.event_storage import batch_dagster_events
-
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     warnings.simplefilter("ignore", dg.PreviewWarning)
@@ -29,7 +27,6 @@ with warnings.catch_warnings():
     )
 
     DEFINITION_MODULES = (prices, news, features, ml, quality, quality_scores, automation, alerting)
-    batch_dagster_events()
     defs: dg.Definitions = dg.Definitions.merge(
         dg.load_definitions_from_modules(list(DEFINITION_MODULES)),
         resources.resource_definitions(),
