@@ -17,7 +17,6 @@ from typing import NoReturn
 
 from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings
 from crypto_assets.errors import ConfigError
-from crypto_assets.process import configure_batch_process, exit_fast
 from crypto_assets.replay.server import add_arguments as add_replay_arguments
 from crypto_assets.symbols import parse_symbols
 
@@ -101,7 +100,6 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     webhook_url()  # a malformed CRYPTO_ASSETS_ALERT_WEBHOOK is bad input too: refused before anything runs
     home = _dagster_home()
-    configure_batch_process()
     from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
 
     return bootstrap.run_bootstrap(day_range.start, day_range.end, symbols, settings, home, echo=_print)
@@ -162,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run() -> NoReturn:
     """The ``crypto-assets`` console script and ``python -m crypto_assets``."""
-    exit_fast(main())
+    sys.exit(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
