@@ -124,10 +124,8 @@ def _next_step(failures: Sequence[str]) -> str:
 
 def _summarise(path: Path, echo: Callable[[str], None]) -> int:
     """Print the rows per table and the training set's splits; return the training set's row count."""
-    # The run's read-write database, still open in this process: a read-only connection would close it
-    # (checkpoint) and open the file again; exit_fast closes it once.
     counts: dict[str, int] = {}
-    with wh.connect(path) as conn:
+    with wh.connect(path, read_only=True) as conn:
         echo("rows per table:")
         for table in SUMMARY_TABLES:
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if wh.table_exists(conn, table) else 0
