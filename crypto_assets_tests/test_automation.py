@@ -14,7 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.alerting import alert_on_failed_checks, alert_on_run_failure
+from crypto_assets.defs.alerting import alert_for, alert_on_failed_checks, alert_on_run_failure
 from crypto_assets.defs.automation import daily_finalize, hourly_refresh
 from crypto_assets.defs.features import technical_indicators
 from crypto_assets.defs.prices import raw_prices
@@ -100,6 +100,33 @@ def test_definitions_hold_every_module_of_defs_and_everything_they_define():
     assert defined["sensors"] == {s.name for s in defs.sensors}
     assert set(defs.resources) == {"warehouse", "universe", "price_sources", "news_sources"}
     assert set(defs.loggers) == {"console"} and defs.executor is not None
+
+
+def test_only_a_freshness_state_turning_fail_alerts():
+    """Freshness state changes as the freshness daemon reports them, stored in and read back from an instance."""
+    # Dagster's own event payload: 1.13 exports no public constructor for it (the project code never builds one).
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    key = dg.AssetKey(["raw", "prices"])
+    with dg.instance_for_test() as instance:
+        for previous, new in (("PASS", "WARN"), ("WARN", "FAIL"), ("FAIL", "PASS"), ("UNKNOWN", "FAIL")):
+            instance.report_runless_asset_event(
+                FreshnessStateChange(
+                    key=key,
+                    previous_state=FreshnessState(previous),
+                    new_state=FreshnessState(new),
+                    state_change_timestamp=datetime.now(UTC).timestamp(),
+                )
+            )
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE), ascending=True
+        )
+    assert [alert_for(record.event_log_entry) for record in records] == [
+        None,
+        ("freshness failed", "raw/prices", {"previous_state": "WARN", "new_state": "FAIL"}),
+        None,
+        ("freshness failed", "raw/prices", {"previous_state": "UNKNOWN", "new_state": "FAIL"}),
+    ]
 
 
 @pytest.fixture
