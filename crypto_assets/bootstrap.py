@@ -99,17 +99,26 @@ def recover_abandoned_runs(instance: dg.DagsterInstance, echo: Callable[[str], N
     return recovered
 
 
-def _root_cause(error: object) -> str:
-    """The innermost error message (Dagster wraps user errors in a generic step-execution error).
+def _root_cause(failure: dg.DagsterEvent) -> str:
+    """What made a step fail, from its STEP_FAILURE event.
 
-    A ``dg.Failure`` is an asset saying what went wrong: its text is shown without Dagster's class path.
+    A ``dg.Failure`` is an asset saying what went wrong: its description. Any other exception is reported as
+    Dagster recorded it: Dagster's error around the user's code is skipped (its cause is the user's exception),
+    then the exception's message and those of its causes.
     """
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    message = getattr(error, "message", str(error)).strip()
-    if getattr(error, "cls_name", None) == "Failure":
-        message = message.removeprefix("dagster._core.definitions.events.Failure:").strip()
-    return message.replace("\n", " | ")
+    data = failure.step_failure_data
+    if data.user_failure_data is not None:
+        message = data.user_failure_data.description or "dg.Failure without a description (see the run's logs)"
+    elif data.error is None:
+        message = "no error recorded (see the run's logs)"
+    else:
+        error = data.error.cause or data.error
+        messages = [error.message.strip()]
+        while error.cause is not None:
+            error = error.cause
+            messages.append(error.message.strip())
+        message = "; caused by: ".join(messages)
+    return message.strip().replace("\n", " | ")
 
 
 def _next_step(failures: Sequence[str]) -> str:
@@ -181,11 +190,7 @@ def run_bootstrap(
         )
     echo("")
     echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
-    failures = [
-        (event.step_key, _root_cause(event.event_specific_data.error))
-        for event in result.all_events
-        if event.is_step_failure
-    ]
+    failures = [(event.step_key, _root_cause(event)) for event in result.all_events if event.is_step_failure]
     for step_key, cause in failures:
         echo(f"  failed step {step_key}: {cause[:FAILURE_CHARS]}{'...' if len(cause) > FAILURE_CHARS else ''}")
     checks = _check_results(result)
