@@ -17,6 +17,7 @@ with warnings.catch_warnings():
         alerting,
         automation,
         features,
+        housekeeping,
         ml,
         news,
         prices,
@@ -26,7 +27,7 @@ with warnings.catch_warnings():
         runtime,
     )
 
-    DEFINITION_MODULES = (prices, news, features, ml, quality, quality_scores, automation, alerting)
+    DEFINITION_MODULES = (prices, news, features, ml, quality, quality_scores, automation, alerting, housekeeping)
     defs: dg.Definitions = dg.Definitions.merge(
         dg.load_definitions_from_modules(list(DEFINITION_MODULES)),
         resources.resource_definitions(),

@@ -48,6 +48,7 @@ def test_schedules_and_sensors_start_running():
     assert {s.name: s.default_status for s in defs.schedules} == {
         "hourly_refresh": dg.DefaultScheduleStatus.RUNNING,
         "daily_finalize": dg.DefaultScheduleStatus.RUNNING,
+        "prune_old_runs_daily": dg.DefaultScheduleStatus.RUNNING,
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
 
@@ -86,7 +87,7 @@ def test_definitions_hold_every_module_of_defs_and_everything_they_define():
                 defined["checks"].add(value)
             elif isinstance(value, dg.AssetsDefinition):
                 defined["assets"].add(value)
-            elif isinstance(value, asset_job):
+            elif isinstance(value, asset_job | dg.JobDefinition):
                 defined["jobs"].add(value.name)
             elif isinstance(value, dg.ScheduleDefinition):
                 defined["schedules"].add(value.name)
@@ -95,7 +96,7 @@ def test_definitions_hold_every_module_of_defs_and_everything_they_define():
     defs = definitions.defs
     assert defined["assets"] <= set(defs.assets) and len(defined["assets"]) == 8
     assert defined["checks"] <= set(defs.asset_checks) and len(defined["checks"]) == 4
-    assert defined["jobs"] == {job.name for job in defs.jobs} == {"bootstrap", "refresh_day"}
+    assert defined["jobs"] == {job.name for job in defs.jobs} == {"bootstrap", "refresh_day", "prune_old_runs"}
     assert defined["schedules"] == {s.name for s in defs.schedules}
     assert defined["sensors"] == {s.name for s in defs.sensors}
     assert set(defs.resources) == {"warehouse", "universe", "price_sources", "news_sources"}

@@ -546,3 +546,40 @@ def test_runs_submitted_to_the_queue_run_one_at_a_time_through_the_daemon(
     # While the first run was in progress the daemon held the second one back because of the limit.
     assert "1 runs are currently in progress. Maximum is 1" in (tmp_path / "daemon.log").read_text()
     assert_warehouse_holds_exactly(env.duckdb_path, [FIRST, SECOND])
+
+
+def test_prune_old_runs_deletes_superseded_runs_from_postgres(
+    pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The housekeeping job on deploy/postgres/dagster.yaml: event-log storage ids are not sharded here (they are
+    on SQLite), and the job still keeps exactly the runs that hold a partition's latest materialization."""
+    import dagster as dg
+
+    from crypto_assets.defs.housekeeping import prune_old_runs
+    from crypto_assets_tests.test_housekeeping import DAILY, PAUSE_S, chore, daily
+
+    for name, value in pg.env(pg.create_database()).items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(DEPLOY_YAML, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        whole_range = dg.materialize(
+            [daily],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "2024-01-01",
+                "dagster/asset_partition_range_end": "2024-01-03",
+            },
+        ).run_id
+        superseded = dg.materialize([daily], instance=instance, partition_key="2024-01-02").run_id
+        latest = dg.materialize([daily], instance=instance, partition_key="2024-01-02").run_id
+        chores = {chore.execute_in_process(instance=instance).run_id for _ in range(2)}
+        time.sleep(PAUSE_S)
+        result = prune_old_runs.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"delete_old_runs": {"config": {"retention_days": PAUSE_S / 2 / 86400}}}},
+        )
+        assert result.success and result.output_for_node("delete_old_runs") == 3
+        assert {run.run_id for run in instance.get_runs()} == {whole_range, latest, result.run_id}
+        assert instance.get_materialized_partitions(DAILY) == {"2024-01-01", "2024-01-02", "2024-01-03"}
+        for run_id in (superseded, *chores):
+            assert instance.all_logs(run_id) == []
