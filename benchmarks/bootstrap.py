@@ -602,11 +602,11 @@ def print_http(sample: Sample, floor_wall_s: float | None) -> None:
 
 # (label, path suffix, function name); cumulative times, so nested entries overlap their parents.
 HOTSPOTS: tuple[tuple[str, str, str], ...] = (
-    ("Dagster event-log writes, one by one (store_event)", "event_log/sqlite/sqlite_event_log.py", "store_event"),
-    ("Dagster event-log writes, batches (store_event_batch)", "crypto_assets/event_storage.py", "store_event_batch"),
+    ("Dagster event-log writes, SQLite (store_event)", "event_log/sqlite/sqlite_event_log.py", "store_event"),
+    ("Dagster event-log writes, PostgreSQL (store_event)", "dagster_postgres/event_log/event_log.py", "store_event"),
     ("  of which planned events at run creation", "instance/runs/run_domain.py", "_log_asset_planned_events"),
     ("  of which asset-event index writes", "event_log/sql_event_log.py", "_store_asset_event"),
-    ("  SQLite connections", "crypto_assets/event_storage.py", "_connect"),
+    ("  SQLite connections (a new one per write)", "event_log/sqlite/sqlite_event_log.py", "_connect"),
     ("  sqlite3 commit (fsync)", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("  SQLAlchemy statement compile", "sqlalchemy/sql/elements.py", "_compile_w_cache"),
     ("HTTP requests (incl. retries)", "crypto_assets/http.py", "_attempt"),
