@@ -10,7 +10,7 @@ as in ``make demo``; retries, timeouts and circuit breakers apply):
 - floor:  one trivial asset (returns a MaterializeResult, no I/O) with the same daily partitions and
           ``BackfillPolicy.single_run()``, over the same 90 partitions, run by ``execute_in_process`` with the
           bootstrap's tags on a fresh instance of the same kind. What Dagster alone costs for such a run. Its
-          process exits as the CLI's does (no interpreter teardown on either side).
+          process starts and exits as the CLI's does (Python's defaults, ``sys.exit``).
 - shape:  the floor with 8 trivial partitioned assets in a chain instead of one: the bootstrap's asset count
           (7 partitioned + the training set) without any work, i.e. Dagster's per-asset, per-partition
           bookkeeping (planned and materialization events, steps). No goal: it splits the ratio.
@@ -91,7 +91,6 @@ def child_prices(start: str, end: str) -> NoReturn:
     import dagster as dg
 
     from crypto_assets.cli import main as cli_main
-    from crypto_assets.process import exit_fast
 
     original = dg.JobDefinition.execute_in_process
 
@@ -100,18 +99,15 @@ def child_prices(start: str, end: str) -> NoReturn:
         return original(self, *args, **kwargs)  # type: ignore[arg-type]
 
     dg.JobDefinition.execute_in_process = prices_only  # type: ignore[method-assign]
-    exit_fast(cli_main(["bootstrap", "--start", start, "--end", end]))  # and exits as the console script does
+    sys.exit(cli_main(["bootstrap", "--start", start, "--end", end]))  # and exits as the console script does
 
 
 def child_floor(start: str, end: str, assets: int = 1) -> NoReturn:
     """Trivial partitioned assets (a chain of ``assets``; 1 by default), single-run backfill, run like the bootstrap.
 
-    The process is set up and left exactly as the CLI's (``crypto_assets.process``: the same garbage-collection
-    settings, and ``exit_fast``, so neither side pays the interpreter's teardown) and the ratio compares work.
+    The process starts and ends as the CLI's does (Python's defaults, ``sys.exit`` with the run's outcome): both
+    sides pay the interpreter's start-up and teardown.
     """
-    from crypto_assets.process import configure_batch_process, exit_fast
-
-    configure_batch_process()
     import dagster as dg
 
     partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
@@ -143,7 +139,7 @@ def child_floor(start: str, end: str, assets: int = 1) -> NoReturn:
         raise_on_error=False,
     )
     print(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
-    exit_fast(0 if result.success else 1)
+    sys.exit(0 if result.success else 1)
 
 
 # ------------------------------------------------------------------------------------ run analysis
@@ -305,7 +301,7 @@ def wait_for_idle(idle_percent: float, max_wait: float, window: float = 3.0) -> 
 def child_command(kind: str, start: str, end: str, *, profile_to: Path | None = None) -> list[str]:
     if kind in ("full", "limited"):
         bootstrap = ["bootstrap", "--start", start, "--end", end]
-        if profile_to:  # cli.main() returns normally (the console script's exit_fast would lose the profile)
+        if profile_to:  # cProfile around cli.main(), which returns its exit code
             return [sys.executable, "-c", PROFILED_CLI, str(profile_to), *bootstrap]
         return [sys.executable, "-m", "crypto_assets", *bootstrap]
     child = "prices" if kind == "prices" else "floor"
@@ -592,11 +588,11 @@ def print_http(sample: Sample, floor_wall_s: float | None) -> None:
 
 # (label, path suffix, function name); cumulative times, so nested entries overlap their parents.
 HOTSPOTS: tuple[tuple[str, str, str], ...] = (
-    ("Dagster event-log writes, one by one (store_event)", "event_log/sqlite/sqlite_event_log.py", "store_event"),
-    ("Dagster event-log writes, batches (store_event_batch)", "crypto_assets/event_storage.py", "store_event_batch"),
+    ("Dagster event-log writes, SQLite (store_event)", "event_log/sqlite/sqlite_event_log.py", "store_event"),
+    ("Dagster event-log writes, PostgreSQL (store_event)", "dagster_postgres/event_log/event_log.py", "store_event"),
     ("  of which planned events at run creation", "instance/runs/run_domain.py", "_log_asset_planned_events"),
     ("  of which asset-event index writes", "event_log/sql_event_log.py", "_store_asset_event"),
-    ("  SQLite connections", "crypto_assets/event_storage.py", "_connect"),
+    ("  SQLite connections (a new one per write)", "event_log/sqlite/sqlite_event_log.py", "_connect"),
     ("  sqlite3 commit (fsync)", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("  SQLAlchemy statement compile", "sqlalchemy/sql/elements.py", "_compile_w_cache"),
     ("HTTP requests (incl. retries)", "crypto_assets/http.py", "_attempt"),

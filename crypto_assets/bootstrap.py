@@ -101,17 +101,26 @@ def recover_abandoned_runs(instance: dg.DagsterInstance, echo: Callable[[str], N
     return recovered
 
 
-def _root_cause(error: object) -> str:
-    """The innermost error message (Dagster wraps user errors in a generic step-execution error).
+def _root_cause(failure: dg.DagsterEvent) -> str:
+    """What made a step fail, from its STEP_FAILURE event.
 
-    A ``dg.Failure`` is an asset saying what went wrong: its text is shown without Dagster's class path.
+    A ``dg.Failure`` is an asset saying what went wrong: its description. Any other exception is reported as
+    Dagster recorded it: Dagster's error around the user's code is skipped (its cause is the user's exception),
+    then the exception's message and those of its causes.
     """
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    message = getattr(error, "message", str(error)).strip()
-    if getattr(error, "cls_name", None) == "Failure":
-        message = message.removeprefix("dagster._core.definitions.events.Failure:").strip()
-    return message.replace("\n", " | ")
+    data = failure.step_failure_data
+    if data.user_failure_data is not None:
+        message = data.user_failure_data.description or "dg.Failure without a description (see the run's logs)"
+    elif data.error is None:
+        message = "no error recorded (see the run's logs)"
+    else:
+        error = data.error.cause or data.error
+        messages = [error.message.strip()]
+        while error.cause is not None:
+            error = error.cause
+            messages.append(error.message.strip())
+        message = "; caused by: ".join(messages)
+    return message.strip().replace("\n", " | ")
 
 
 def _next_step(failures: Sequence[str]) -> str:
@@ -149,10 +158,8 @@ def _coverage(
 
 def _summarise(path: Path, echo: Callable[[str], None]) -> int:
     """Print the rows per table and the training set's splits; return the training set's row count."""
-    # The run's read-write database, still open in this process: a read-only connection would close it
-    # (checkpoint) and open the file again; exit_fast closes it once.
     counts: dict[str, int] = {}
-    with wh.connect(path) as conn:
+    with wh.connect(path, read_only=True) as conn:
         echo("rows per table:")
         for table in SUMMARY_TABLES:
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if wh.table_exists(conn, table) else 0
@@ -242,11 +249,7 @@ def run_bootstrap(
                 result = followup  # its failure is the one to report
     echo("")
     echo(f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
-    failures = [
-        (event.step_key, _root_cause(event.event_specific_data.error))
-        for event in result.all_events
-        if event.is_step_failure
-    ]
+    failures = [(event.step_key, _root_cause(event)) for event in result.all_events if event.is_step_failure]
     for step_key, cause in failures:
         echo(f"  failed step {step_key}: {cause[:FAILURE_CHARS]}{'...' if len(cause) > FAILURE_CHARS else ''}")
     checks = _check_results(result)

@@ -15,9 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings
+from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings, run_retention_days
 from crypto_assets.errors import ConfigError
-from crypto_assets.process import configure_batch_process, exit_fast
 from crypto_assets.replay.server import add_arguments as add_replay_arguments
 from crypto_assets.symbols import parse_symbols
 
@@ -100,8 +99,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from crypto_assets.alerts import webhook_url
 
     webhook_url()  # a malformed CRYPTO_ASSETS_ALERT_WEBHOOK is bad input too: refused before anything runs
+    run_retention_days()  # likewise CRYPTO_ASSETS_RUN_RETENTION_DAYS (the definitions read it)
     home = _dagster_home()
-    configure_batch_process()
     from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
     from crypto_assets.preflight import bootstrap_preflight
 
@@ -188,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run() -> NoReturn:
     """The ``crypto-assets`` console script and ``python -m crypto_assets``."""
-    exit_fast(main())
+    sys.exit(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

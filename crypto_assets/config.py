@@ -128,3 +128,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # off only for servers you run yourself (the replay server sets it): the limits protect the providers.
         rate_limits=_switch(env, "CRYPTO_ASSETS_RATE_LIMITS", default=True),
     )
+
+
+RUN_RETENTION_VARIABLE = "CRYPTO_ASSETS_RUN_RETENTION_DAYS"
+DEFAULT_RUN_RETENTION_DAYS = 30
+
+
+def run_retention_days(env: Mapping[str, str] | None = None) -> int:
+    """Days a finished run is kept in the Dagster instance (``crypto_assets.defs.housekeeping``)."""
+    raw = (os.environ if env is None else env).get(RUN_RETENTION_VARIABLE)
+    if raw is None:
+        return DEFAULT_RUN_RETENTION_DAYS
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ConfigError(f"{RUN_RETENTION_VARIABLE}={raw!r}: expected a whole number of days such as 30") from None
+    if days < 1:
+        raise ConfigError(f"{RUN_RETENTION_VARIABLE}={raw!r}: keep runs at least 1 day")
+    return days

@@ -10,8 +10,6 @@ import warnings
 
 import dagster as dg
 
-from crypto_assets.event_storage import batch_dagster_events
-
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     warnings.simplefilter("ignore", dg.PreviewWarning)
@@ -19,6 +17,7 @@ with warnings.catch_warnings():
         alerting,
         automation,
         features,
+        housekeeping,
         ml,
         news,
         prices,
@@ -28,8 +27,7 @@ with warnings.catch_warnings():
         runtime,
     )
 
-    DEFINITION_MODULES = (prices, news, features, ml, quality, quality_scores, automation, alerting)
-    batch_dagster_events()
+    DEFINITION_MODULES = (prices, news, features, ml, quality, quality_scores, automation, alerting, housekeeping)
     defs: dg.Definitions = dg.Definitions.merge(
         dg.load_definitions_from_modules(list(DEFINITION_MODULES)),
         resources.resource_definitions(),

@@ -6,20 +6,15 @@ inserts by column name, so a failure leaves the previous rows intact.
 
 Readers (notebooks) never open the DuckDB file: any process holding it open, even read-only,
 blocks the single writer. They read Parquet exports that the writer replaces atomically.
-
-A writer keeps the database open for ``IDLE_RELEASE_S`` after its last connection closes (``_OpenDatabases``):
-opening a DuckDB 2.0 database costs 20-40 ms, and a run would otherwise open it once per step.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,91 +43,6 @@ def _check_path(path: Path) -> None:
         raise ConfigError(f"warehouse folder {parent} does not exist: create it or set CRYPTO_ASSETS_DUCKDB")
     if not os.access(parent, os.W_OK):
         raise ConfigError(f"warehouse folder {parent} is not writable: fix its permissions or set CRYPTO_ASSETS_DUCKDB")
-
-
-# How long an unused database stays open: long enough to carry a run from one step to the next, short
-# enough that another process waiting for the file lock (next run, DuckDB CLI) is barely delayed.
-IDLE_RELEASE_S = 0.5
-
-
-class _OpenDatabases:
-    """Read-write databases this process keeps open between connections, one per warehouse file.
-
-    Connections are cursors of the shared database (each its own connection, safe across threads). The
-    database, and with it the file lock, is closed ``IDLE_RELEASE_S`` after its last connection closes, at
-    ``release_all()`` (process exit) or at once when a read-only connection to the same file is wanted.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._databases: dict[str, duckdb.DuckDBPyConnection] = {}
-        self._users: dict[str, int] = {}
-        self._timers: dict[str, threading.Timer] = {}
-
-    def acquire(self, key: str, open_database: Callable[[], duckdb.DuckDBPyConnection]) -> duckdb.DuckDBPyConnection:
-        with self._lock:
-            timer = self._timers.pop(key, None)
-            if timer is not None:
-                timer.cancel()
-            database = self._databases.get(key)
-            if database is None:
-                database = self._databases[key] = open_database()
-            self._users[key] = self._users.get(key, 0) + 1
-            return database.cursor()
-
-    def release(self, key: str) -> None:
-        with self._lock:
-            self._users[key] -= 1
-            if self._users[key] == 0 and key in self._databases:
-                timer = threading.Timer(IDLE_RELEASE_S, self.close_idle, args=(key,))
-                timer.daemon = True
-                self._timers[key] = timer
-                timer.start()
-
-    def _close(self, key: str) -> None:
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
-        database = self._databases.pop(key, None)
-        if database is not None:
-            database.close()
-
-    def _close_if_idle(self, key: str) -> None:
-        if self._users.get(key, 0) == 0:
-            self._close(key)
-
-    def close_idle(self, key: str) -> None:
-        with self._lock:
-            self._close_if_idle(key)
-
-    def release_all(self) -> None:
-        """Close every open database (checkpointing it); connections still in use are closed with it."""
-        with self._lock:
-            for key in list(self._databases):
-                self._close(key)
-
-    def before_fork(self) -> None:
-        """Close the idle databases, so a forked child inherits none (skipped if another thread is opening one)."""
-        if self._lock.acquire(blocking=False):
-            try:
-                for key in list(self._databases):
-                    self._close_if_idle(key)
-            finally:
-                self._lock.release()
-
-    def forget_in_child(self) -> None:
-        """A forked child starts with no databases. One still in use by a parent's thread is kept referenced,
-        never closed: closing it here would checkpoint the parent's file."""
-        _inherited.extend(self._databases.values())
-        self._lock = threading.Lock()
-        self._databases, self._users, self._timers = {}, {}, {}
-
-
-_inherited: list[duckdb.DuckDBPyConnection] = []
-_open_databases = _OpenDatabases()
-os.register_at_fork(before=_open_databases.before_fork, after_in_child=_open_databases.forget_in_child)
-atexit.register(_open_databases.release_all)
-release_all = _open_databases.release_all
 
 
 LOCK_PROGRESS_EVERY_S = 10.0
@@ -204,25 +114,18 @@ def connect(
     path: str | Path, *, read_only: bool = False, lock_timeout_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (UTC session), waiting up to ``lock_timeout_s`` (default: ``CRYPTO_ASSETS_LOCK_TIMEOUT``)
-    while another process holds it."""
+    while another process holds it. The database is closed (and with it the file lock released) when the block
+    ends."""
     lock_timeout_s = configured_lock_timeout() if lock_timeout_s is None else lock_timeout_s
     path = Path(path)
-    key = str(path.absolute())
-    if read_only:
-        _open_databases.close_idle(key)  # DuckDB refuses a read-only connection beside a read-write one
-        conn = _open_database(path, read_only=True, lock_timeout_s=lock_timeout_s)
-    else:
+    if not read_only:
         _check_path(path)
-        conn = _open_databases.acquire(
-            key, lambda: _open_database(path, read_only=False, lock_timeout_s=lock_timeout_s)
-        )
+    conn = _open_database(path, read_only=read_only, lock_timeout_s=lock_timeout_s)
     try:
         conn.execute("SET TimeZone = 'UTC'")
         yield conn
     finally:
         conn.close()
-        if not read_only:
-            _open_databases.release(key)
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.alerting import alert_on_failed_checks, alert_on_run_failure
+from crypto_assets.defs.alerting import alert_for, alert_on_failed_checks, alert_on_run_failure
 from crypto_assets.defs.automation import daily_finalize, hourly_refresh
 from crypto_assets.defs.features import technical_indicators
 from crypto_assets.defs.prices import raw_prices
@@ -49,6 +49,7 @@ def test_schedules_and_sensors_start_running():
     assert {s.name: s.default_status for s in defs.schedules} == {
         "hourly_refresh": dg.DefaultScheduleStatus.RUNNING,
         "daily_finalize": dg.DefaultScheduleStatus.RUNNING,
+        "prune_old_runs_daily": dg.DefaultScheduleStatus.RUNNING,
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
 
@@ -87,7 +88,7 @@ def test_definitions_hold_every_module_of_defs_and_everything_they_define():
                 defined["checks"].add(value)
             elif isinstance(value, dg.AssetsDefinition):
                 defined["assets"].add(value)
-            elif isinstance(value, asset_job):
+            elif isinstance(value, asset_job | dg.JobDefinition):
                 defined["jobs"].add(value.name)
             elif isinstance(value, dg.ScheduleDefinition):
                 defined["schedules"].add(value.name)
@@ -96,11 +97,39 @@ def test_definitions_hold_every_module_of_defs_and_everything_they_define():
     defs = definitions.defs
     assert defined["assets"] <= set(defs.assets) and len(defined["assets"]) == 8
     assert defined["checks"] <= set(defs.asset_checks) and len(defined["checks"]) == 4
-    assert defined["jobs"] == {job.name for job in defs.jobs} == {"bootstrap", "refresh_day", "recompute_lookback"}
+    jobs = {"bootstrap", "refresh_day", "recompute_lookback", "prune_old_runs"}
+    assert defined["jobs"] == {job.name for job in defs.jobs} == jobs
     assert defined["schedules"] == {s.name for s in defs.schedules}
     assert defined["sensors"] == {s.name for s in defs.sensors}
     assert set(defs.resources) == {"warehouse", "universe", "price_sources", "news_sources"}
     assert set(defs.loggers) == {"console"} and defs.executor is not None
+
+
+def test_only_a_freshness_state_turning_fail_alerts():
+    """Freshness state changes as the freshness daemon reports them, stored in and read back from an instance."""
+    # Dagster's own event payload: 1.13 exports no public constructor for it (the project code never builds one).
+    from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
+
+    key = dg.AssetKey(["raw", "prices"])
+    with dg.instance_for_test() as instance:
+        for previous, new in (("PASS", "WARN"), ("WARN", "FAIL"), ("FAIL", "PASS"), ("UNKNOWN", "FAIL")):
+            instance.report_runless_asset_event(
+                FreshnessStateChange(
+                    key=key,
+                    previous_state=FreshnessState(previous),
+                    new_state=FreshnessState(new),
+                    state_change_timestamp=datetime.now(UTC).timestamp(),
+                )
+            )
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE), ascending=True
+        )
+    assert [alert_for(record.event_log_entry) for record in records] == [
+        None,
+        ("freshness failed", "raw/prices", {"previous_state": "WARN", "new_state": "FAIL"}),
+        None,
+        ("freshness failed", "raw/prices", {"previous_state": "UNKNOWN", "new_state": "FAIL"}),
+    ]
 
 
 @pytest.fixture

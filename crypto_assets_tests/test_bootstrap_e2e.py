@@ -3,12 +3,13 @@ server serving the bundled real data over HTTP (faults injected by the server wh
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 from dagster import AssetKey, AssetPartitionStatus, DagsterInstance, DagsterRunStatus
 
-from crypto_assets.bootstrap import _next_step
+from crypto_assets.bootstrap import _next_step, _root_cause
 from crypto_assets.defs.common import daily_partitions
 from crypto_assets.http import UNRESOLVED_HOST
 from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
@@ -183,3 +184,33 @@ def test_after_a_failed_run_the_summary_says_what_to_do() -> None:
     hint = _next_step(["2 of 2 days could not be served by any provider", offline])
     assert "offline or needs a proxy (HTTPS_PROXY)" in hint and "`crypto-assets demo`" in hint
     assert _next_step(["1 of 3 days could not be served by any provider"]).startswith("next: what landed is kept")
+
+
+class ProviderDown(RuntimeError):
+    pass
+
+
+@dg.asset
+def says_why() -> None:
+    raise dg.Failure(description="1 of 3 days could not be served by any provider\nbinance: down")
+
+
+@dg.asset
+def breaks() -> None:
+    try:
+        raise ConnectionError("socket closed")
+    except ConnectionError as exc:
+        raise ProviderDown("binance: unreachable") from exc
+
+
+def test_a_failed_steps_cause_is_read_from_its_failure_event() -> None:
+    """A dg.Failure's description as the asset wrote it; any other error as the user's exception and its causes."""
+    with DagsterInstance.ephemeral() as instance:
+        causes = {}
+        for asset in (says_why, breaks):
+            result = dg.materialize([asset], instance=instance, raise_on_error=False)
+            (failure,) = result.get_step_failure_events()
+            causes[failure.step_key] = _root_cause(failure)
+    assert causes["says_why"] == "1 of 3 days could not be served by any provider | binance: down"
+    assert causes["breaks"].endswith("ProviderDown: binance: unreachable; caused by: ConnectionError: socket closed")
+    assert not any("dagster" in cause or "executing op" in cause for cause in causes.values())

@@ -56,6 +56,7 @@ def test_bad_ranges(days, start, end, message):
         ([], {"CRYPTO_ASSETS_BINANCE_URL": "ftp://x"}, "http"),
         ([], {"CRYPTO_ASSETS_SYMBOLS": "BTC;ETH"}, "malformed symbol"),
         ([], {"CRYPTO_ASSETS_RATE_LIMITS": "no"}, "expected on or off"),
+        ([], {"CRYPTO_ASSETS_RUN_RETENTION_DAYS": "a month"}, "CRYPTO_ASSETS_RUN_RETENTION_DAYS='a month'"),
     ],
 )
 def test_cli_refuses_bad_input_with_exit_code_2(args, env, message, tmp_path, capsys, monkeypatch):

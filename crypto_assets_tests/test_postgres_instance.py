@@ -284,7 +284,7 @@ def test_dagster_instance_get_reads_the_run_back_from_postgres(
     instance = dg.DagsterInstance.get()
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "bootstrap"
@@ -467,7 +467,7 @@ def test_runs_submitted_to_the_queue_run_one_at_a_time_through_the_daemon(
     # at the queue, or the limit is never what holds the second run back and its log line cannot appear.
     with (Path(env.env["DAGSTER_HOME"]) / "dagster.yaml").open("a") as config:
         config.write(
-            "\nrun_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+            "\nrun_coordinator:\n  module: dagster\n  class: QueuedRunCoordinator\n"
             "  config:\n    dequeue_interval_seconds: 1\n"
         )
     initialise_instance(env, monkeypatch)
@@ -549,124 +549,38 @@ def test_runs_submitted_to_the_queue_run_one_at_a_time_through_the_daemon(
     assert_warehouse_holds_exactly(env.duckdb_path, [FIRST, SECOND])
 
 
-def test_event_batches_keep_failed_partitions_failed_in_postgres(
+def test_prune_old_runs_deletes_superseded_runs_from_postgres(
     pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """crypto_assets.definitions turns on Dagster's event batches (DAGSTER_EVENT_BATCH_SIZE); with
-    dagster-postgres, whose batch writer would drop failure events, a day that failed inside a single-run
-    backfill must still show as failed and the others as materialized."""
+    """The housekeeping job on deploy/postgres/dagster.yaml: event-log storage ids are not sharded here (they are
+    on SQLite), and the job still keeps exactly the runs that hold a partition's latest materialization."""
     import dagster as dg
 
-    from crypto_assets_tests.test_event_storage import ASSET, BAD_DAY, DAYS, RANGE, daily
+    from crypto_assets.defs.housekeeping import prune_old_runs
+    from crypto_assets_tests.test_housekeeping import DAILY, PAUSE_S, chore, daily
 
     for name, value in pg.env(pg.create_database()).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "10000")
     shutil.copy(DEPLOY_YAML, tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        assert type(instance.event_log_storage).__name__ == "BatchingPostgresEventLogStorage"
-        failed = dg.materialize([daily], instance=instance, tags={**RANGE, "provider": "down"}, raise_on_error=False)
-        assert not failed.success
-        status = instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS)
-    assert status[BAD_DAY] == dg.AssetPartitionStatus.FAILED
-    landed = {key for key, value in status.items() if value == dg.AssetPartitionStatus.MATERIALIZED}
-    assert landed == set(DAYS.get_partition_keys()) - {BAD_DAY}
-
-
-# dagster-postgres's own storage, configured as its docs show: the reference for the batching event log.
-PLAIN_POSTGRES_YAML = """
-storage:
-  postgres:
-    postgres_db:
-      scheme: postgresql+psycopg2
-      hostname: {env: DAGSTER_PG_HOST}
-      port: {env: DAGSTER_PG_PORT}
-      username: {env: DAGSTER_PG_USER}
-      password: {env: DAGSTER_PG_PASSWORD}
-      db_name: {env: DAGSTER_PG_DB}
-"""
-
-
-def test_the_batching_event_log_stores_what_dagster_postgres_stores(
-    pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same runs (a single-run backfill with a failed day, its re-run, the whole range) on two databases:
-    one with dagster-postgres's own storage, one with deploy/postgres/dagster.yaml. Every stored event, the
-    partition statuses, the asset's summary row and the check's planned and evaluated executions match; then
-    the plain storage reads the batching one's database and sees the same."""
-    import dagster as dg
-
-    from crypto_assets.postgres_event_storage import BatchingPostgresEventLogStorage
-    from crypto_assets_tests.test_event_storage import ASSET, DAYS, asset_summary, check_history, history, run_both
-
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "10000")
-    batches: list[int] = []  # the sizes of the planned batches the batching storage wrote itself
-    store_planned = BatchingPostgresEventLogStorage._store_planned_events
-    monkeypatch.setattr(
-        BatchingPostgresEventLogStorage,
-        "_store_planned_events",
-        lambda storage, events: (batches.append(len(events)), store_planned(storage, events))[1],
-    )
-    facts = []
-    databases = []
-    for name, yaml in (("plain", PLAIN_POSTGRES_YAML), ("batching", DEPLOY_YAML.read_text())):
-        db = pg.create_database()
-        databases.append(db)
-        for variable, value in pg.env(db).items():
-            monkeypatch.setenv(variable, value)
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "dagster.yaml").write_text(yaml)
-        with dg.DagsterInstance.from_config(str(tmp_path / name)) as instance:
-            expected = "PostgresEventLogStorage" if name == "plain" else "BatchingPostgresEventLogStorage"
-            assert type(instance.event_log_storage).__name__ == expected
-            run_both(instance)
-            facts.append(
-                (
-                    list(history(instance)),
-                    instance.get_status_by_partition(ASSET, DAYS.get_partition_keys(), DAYS),
-                    instance.get_materialized_partitions(ASSET),
-                    asset_summary(instance),
-                    check_history(instance),
-                )
-            )
-    assert facts[0] == facts[1]
-    events, status, materialized, summary, checks = facts[1]
-    assert len([e for e in events if e[0] == "ASSET_MATERIALIZATION_PLANNED"]) == 21
-    assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
-    assert materialized == set(DAYS.get_partition_keys()) and summary == ("2024-01-10", 3)
-    assert sum(1 for c in checks if c[2] == "PLANNED") == 21
-    assert batches == [11, 2, 11], "each run's planned events (assets' and the check's) in one batch"
-
-    # dagster-postgres's own storage reads what the batching one wrote.
-    monkeypatch.setenv("DAGSTER_PG_DB", databases[1])
-    with dg.DagsterInstance.from_config(str(tmp_path / "plain")) as plain:
-        assert type(plain.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert (list(history(plain)), asset_summary(plain), check_history(plain)) == (events, summary, checks)
-
-
-def test_the_event_log_keeps_one_connection_reopens_it_and_never_shares_it_with_a_forked_child(
-    pg: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import dagster as dg
-
-    from crypto_assets_tests.test_event_storage import ASSET, daily, materialize_in_forked_child
-
-    db = pg.create_database()
-    for name, value in pg.env(db).items():
-        monkeypatch.setenv(name, value)
-    shutil.copy(DEPLOY_YAML, tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        pool = lambda: instance.event_log_storage._engine.pool  # noqa: E731
-        dg.materialize([daily], instance=instance, partition_key="2024-01-02")
-        assert pool().checkedin() == 1, "one connection kept between uses"
-
-        # The server drops it (a restart, an idle timeout): the next use notices and opens a new one.
-        with pg.admin.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [db])
-        dg.materialize([daily], instance=instance, partition_key="2024-01-03")
-
-        # A forked child starts without the parent's connection.
-        assert materialize_in_forked_child(instance, "2024-01-04", starts_clean=lambda: pool().checkedin() == 0) == 0
-        dg.materialize([daily], instance=instance, partition_key="2024-01-05")  # the parent's still works
-        assert instance.get_materialized_partitions(ASSET) == {"2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"}
-    assert pool().checkedin() == 0, "closed with the instance"
+        whole_range = dg.materialize(
+            [daily],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "2024-01-01",
+                "dagster/asset_partition_range_end": "2024-01-03",
+            },
+        ).run_id
+        superseded = dg.materialize([daily], instance=instance, partition_key="2024-01-02").run_id
+        latest = dg.materialize([daily], instance=instance, partition_key="2024-01-02").run_id
+        chores = {chore.execute_in_process(instance=instance).run_id for _ in range(2)}
+        time.sleep(PAUSE_S)
+        result = prune_old_runs.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"delete_old_runs": {"config": {"retention_days": PAUSE_S / 2 / 86400}}}},
+        )
+        assert result.success and result.output_for_node("delete_old_runs") == 3
+        assert {run.run_id for run in instance.get_runs()} == {whole_range, latest, result.run_id}
+        assert instance.get_materialized_partitions(DAILY) == {"2024-01-01", "2024-01-02", "2024-01-03"}
+        for run_id in (superseded, *chores):
+            assert instance.all_logs(run_id) == []

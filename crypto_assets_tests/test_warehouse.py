@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -131,9 +130,14 @@ def test_parquet_export_is_replaced_atomically(tmp_path, folder):
     assert not list(target.parent.glob(".*tmp"))
 
 
-# --- the database kept open between connections --------------------------------------------------------------------
+# --- a connection holds the file only while its block runs ----------------------------------------------------------
 
 OTHER_PROCESS_OPENS = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
+# Holds the file read-write for argv[2] seconds, saying "held" once it does.
+OTHER_PROCESS_HOLDS = (
+    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+    "time.sleep(float(sys.argv[2])); c.close()"
+)
 
 
 def other_process_can_open(path) -> bool:
@@ -144,77 +148,56 @@ def other_process_can_open(path) -> bool:
     return result.returncode == 0
 
 
-def test_consecutive_connections_share_one_open_database(tmp_path, monkeypatch):
-    opened: list[str] = []
-    real_connect = wh.duckdb.connect
-
-    def counting_connect(database: str, **kwargs: object):
-        opened.append(database)
-        return real_connect(database, **kwargs)
-
-    monkeypatch.setattr(wh.duckdb, "connect", counting_connect)
-    path = tmp_path / "w.duckdb"
-    for day, window in enumerate([DAY1, DAY2]):
-        with wh.connect(path) as conn:
-            frame = bars("BTC", f"2022-05-0{4 + day}", 24)
-            wh.replace_rows(conn, "raw.prices", frame, time_column="ts", windows=[window])
-    with wh.connect(path) as first, wh.connect(path) as second:  # e.g. two threads: two connections, one database
-        assert first is not second
-        assert first.execute("SELECT count(*) FROM raw.prices").fetchone() == (48,)
-        assert second.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
-    assert opened == [str(path)]
-    wh.release_all()
-    assert len(rows(path)) == 48  # read-only: a new database, after the read-write one was closed
-    assert opened == [str(path), str(path)]
-
-
-def test_the_file_lock_is_released_once_idle(tmp_path):
+def test_the_file_lock_is_released_when_the_block_ends(tmp_path):
     path = tmp_path / "w.duckdb"
     with wh.connect(path) as conn:
         wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
-    assert not other_process_can_open(path)  # kept open for the next connection of this process
-    time.sleep(wh.IDLE_RELEASE_S + 0.3)
+        assert not other_process_can_open(path)  # DuckDB admits one process per file
     assert other_process_can_open(path)
+    assert len(rows(path)) == 24  # read-only right after the writer: nothing of it is left open
+
+
+def test_nested_connections_share_the_database_and_are_utc(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with wh.connect(path) as first, wh.connect(path) as second:  # e.g. two threads of one step
+        wh.replace_rows(first, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
+        assert second.execute("SELECT count(*) FROM raw.prices").fetchone() == (24,)
+        assert second.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+    assert other_process_can_open(path)
+
+
+def test_a_connection_waits_for_another_process_then_gives_up_clearly(tmp_path):
+    path = tmp_path / "w.duckdb"
     with wh.connect(path):
         pass
-    wh.release_all()  # the CLI's exit: closed at once, the rows checkpointed
-    assert other_process_can_open(path)
-    assert len(rows(path)) == 24
 
+    def hold(seconds: float) -> subprocess.Popen[str]:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", OTHER_PROCESS_HOLDS, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+        )
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        return holder
 
-def test_a_read_only_connection_closes_the_idle_read_write_database(tmp_path):
-    path = tmp_path / "w.duckdb"
-    with wh.connect(path) as conn:
-        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
-    assert len(rows(path)) == 24  # DuckDB refuses read-only beside read-write in one process: closed first
+    holder = hold(1.0)
+    started = time.monotonic()
+    with wh.connect(path, lock_timeout_s=30) as conn:  # waits for the other process to let go
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert time.monotonic() - started > 0.3
+    holder.wait(timeout=30)
 
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
-def test_a_forked_child_inherits_no_open_database(tmp_path):
-    """A real fork: the parent's idle database is closed before it, so the child can open the file and write."""
-    path = tmp_path / "w.duckdb"
-    with wh.connect(path) as conn:
-        wh.replace_rows(conn, "raw.prices", bars("BTC", "2022-05-04", 24), time_column="ts", windows=[DAY1])
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through its exit code
-        code = 1
-        try:
-            with wh.connect(path, lock_timeout_s=5) as conn:
-                wh.replace_rows(
-                    conn,
-                    "raw.prices",
-                    bars("ETH", "2022-05-04", 24),
-                    time_column="ts",
-                    windows=[DAY1],
-                    scope={"symbol": ["ETH"]},
-                )
-            wh.release_all()
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert {symbol for symbol, _, _ in rows(path)} == {"BTC", "ETH"}
+    holder = hold(10.0)
+    try:
+        with (
+            pytest.raises(
+                wh.WarehouseLocked,
+                match=r"is held by .*\(PID \d+\).* and stayed locked for 0 s.*load_training_table\(\)",
+            ),
+            wh.connect(path, lock_timeout_s=0.5),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
 
 
 def test_a_table_of_an_earlier_version_gets_its_new_columns(tmp_path):

@@ -4,11 +4,13 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from dagster._core.definitions.freshness import FreshnessState
 
 from crypto_assets.alerts import send_alert
 
 RUN_SLACK = timedelta(hours=6)
+# Dagster 1.13 does not export the enum of freshness states; it is a `str` enum whose values are the states'
+# names (PASS, WARN, FAIL, UNKNOWN, NOT_APPLICABLE), so a state compares equal to its name.
+FRESHNESS_FAIL = "FAIL"
 ALERTED_EVENTS = (
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
     dg.DagsterEventType.FRESHNESS_STATE_CHANGE,
@@ -54,7 +56,7 @@ def alert_for(event: dg.EventLogEntry) -> tuple[str, str, dict[str, str]] | None
         )
     if dagster_event.event_type == dg.DagsterEventType.FRESHNESS_STATE_CHANGE:
         change = dagster_event.asset_freshness_state_change_data
-        if change.new_state != FreshnessState.FAIL:
+        if change.new_state != FRESHNESS_FAIL:
             return None
         return (
             "freshness failed",
