@@ -1,4 +1,5 @@
-"""The one place the Dagster definitions are assembled: the modules of ``crypto_assets.defs``, listed here.
+"""The one place the Dagster definitions are assembled: the modules of ``crypto_assets.defs``, listed here, and
+the policies every asset shares (owners, freshness), applied once over all asset specs.
 
 Listed rather than discovered: ``dg.load_defs`` is deprecated, and its successor ``dg.load_from_defs_folder``
 needs the project's pyproject.toml, which an installed package does not have. A test fails when a module
@@ -9,6 +10,8 @@ modules load: single-run backfills (``BackfillPolicy``) are beta in Dagster 1.13
 import warnings
 
 import dagster as dg
+
+from crypto_assets.defs.common import FRESHNESS, OWNERS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
@@ -32,4 +35,6 @@ with warnings.catch_warnings():
         dg.load_definitions_from_modules(list(DEFINITION_MODULES)),
         resources.resource_definitions(),
         runtime.runtime_definitions(),
+    ).map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, FRESHNESS).replace_attributes(owners=OWNERS)
     )

@@ -3,7 +3,15 @@
 import dagster as dg
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, preview, row_count, table_metadata, upstream_window
+from crypto_assets.defs.common import (
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+    daily_partitions,
+    preview,
+    row_count,
+    table_metadata,
+    upstream_window,
+)
 from crypto_assets.defs.news import SENTIMENT_HOURLY
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import Universe, Warehouse
@@ -32,7 +40,9 @@ INDICATOR_LOOKBACK_DAYS = 14
         "values equal a whole-history computation. Warm-up values are null, never 0."
     ),
     metadata={**table_metadata("features.technical_indicators"), "partition_expr": "ts"},
-    **PARTITIONED,
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
 )
 def technical_indicators(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe
@@ -86,7 +96,9 @@ def technical_indicators(
         "partition_expr": "ts",
         "feature_catalogue": dg.MetadataValue.md(feature_catalogue_markdown()),
     },
-    **PARTITIONED,
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
 )
 def feature_vectors(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import FRESHNESS, OWNERS, WAREHOUSE_POOL, preview, table_metadata
+from crypto_assets.defs.common import WAREHOUSE_POOL, preview, table_metadata
 from crypto_assets.defs.features import FEATURE_VECTORS
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import Universe, Warehouse
@@ -19,8 +19,6 @@ TRAINING_SET = dg.AssetKey(["ml", "training_set"])
     kinds={"duckdb", "pandas", "parquet"},
     deps=[FEATURE_VECTORS, RAW_PRICES],
     pool=WAREHOUSE_POOL,
-    freshness_policy=FRESHNESS,
-    owners=OWNERS,
     description=(
         "Point-in-time training table: the 16 features, the provenance columns `gap_hours_24h`, `venues_24h` "
         "and `news_coverage_24h` (not features: which rows mix venues or rest on thin news coverage), "

@@ -7,7 +7,15 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, preview, row_count, table_metadata, upstream_window
+from crypto_assets.defs.common import (
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+    daily_partitions,
+    preview,
+    row_count,
+    table_metadata,
+    upstream_window,
+)
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import NewsSources, Universe, Warehouse
 from crypto_assets.providers.news import NewsAnswer
@@ -77,7 +85,9 @@ def _answer_windows(answers: list[NewsAnswer]) -> list[dict[str, object]]:
         "the run."
     ),
     metadata={**table_metadata("raw.news"), "partition_expr": "published_at"},
-    **PARTITIONED,
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
 )
 def raw_news(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe, news_sources: NewsSources
@@ -135,7 +145,9 @@ def raw_news(
         "with a small crypto lexicon (bullish, rekt, rug pull, ...) on title + body."
     ),
     metadata={**table_metadata("features.article_sentiment"), "partition_expr": "published_at"},
-    **PARTITIONED,
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
 )
 def article_sentiment(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe, news_sources: NewsSources
@@ -183,7 +195,9 @@ def article_sentiment(
         "the three features are null (unknown), never 0."
     ),
     metadata={**table_metadata("features.sentiment_hourly"), "partition_expr": "ts"},
-    **PARTITIONED,
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
 )
 def sentiment_hourly_features(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe, news_sources: NewsSources

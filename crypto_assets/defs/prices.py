@@ -7,7 +7,16 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, day_window, days_of, preview, row_count, table_metadata
+from crypto_assets.defs.common import (
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+    daily_partitions,
+    day_window,
+    days_of,
+    preview,
+    row_count,
+    table_metadata,
+)
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.errors import ProviderError
 from crypto_assets.providers.prices import (
@@ -121,7 +130,9 @@ def keep_stored_days(
         "unit of failure: a failed one keeps its previous rows and never stops the other symbols' days."
     ),
     metadata={**table_metadata("raw.prices"), "partition_expr": "ts"},
-    **PARTITIONED,
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
 )
 def raw_prices(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe, price_sources: PriceSources

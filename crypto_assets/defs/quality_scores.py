@@ -6,7 +6,15 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets import warehouse as wh
-from crypto_assets.defs.common import PARTITIONED, days_of, preview, row_count, table_metadata
+from crypto_assets.defs.common import (
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+    daily_partitions,
+    days_of,
+    preview,
+    row_count,
+    table_metadata,
+)
 from crypto_assets.defs.prices import RAW_PRICES, second_provider_sample
 from crypto_assets.defs.quality import to_check_result
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
@@ -47,7 +55,9 @@ def _mean(values: pd.Series) -> float | None:
             ),
         )
     ],
-    **PARTITIONED,
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool=WAREHOUSE_POOL,
 )
 def partition_scores(
     context: dg.AssetExecutionContext, warehouse: Warehouse, universe: Universe, price_sources: PriceSources
