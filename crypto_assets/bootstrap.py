@@ -27,11 +27,16 @@ FAILURE_CHARS = 2000
 def check_warehouse_openable(path: Path, echo: Callable[[str], None]) -> None:
     """Fail fast (ConfigError, exit 2) on an unwritable folder or a file that is not a DuckDB database.
 
-    A file locked by another writer is fine: the run's steps wait for it (and for the `duckdb` pool).
+    A file locked by another writer is fine: the run's steps wait for it (and for the `duckdb` pool). A file that
+    did not exist is removed again after the trial, so a start refused later (the pre-flight) leaves nothing.
     """
+    existed = path.exists()
     try:
         with wh.connect(path, lock_timeout_s=2):
             pass
+        if not existed:
+            path.unlink(missing_ok=True)
+            Path(f"{path}.wal").unlink(missing_ok=True)
     except wh.WarehouseLocked:
         echo("  the warehouse is in use by another process: this run's steps will wait for it")
 

@@ -35,7 +35,8 @@ class WarehouseLocked(RuntimeError):
     """Another process held the DuckDB file for longer than we were willing to wait."""
 
 
-def _check_path(path: Path) -> None:
+def check_path(path: Path) -> None:
+    """Refuse (ConfigError) a warehouse path that is a folder, or whose folder is missing or not writable."""
     if path.exists() and path.is_dir():
         raise ConfigError(f"warehouse path {path} is a directory: point CRYPTO_ASSETS_DUCKDB at a file")
     parent = path.parent
@@ -119,7 +120,7 @@ def connect(
     lock_timeout_s = configured_lock_timeout() if lock_timeout_s is None else lock_timeout_s
     path = Path(path)
     if not read_only:
-        _check_path(path)
+        check_path(path)
     conn = _open_database(path, read_only=read_only, lock_timeout_s=lock_timeout_s)
     try:
         conn.execute("SET TimeZone = 'UTC'")

@@ -211,13 +211,19 @@ def raw_kinds() -> dict[str, set[str]]:
     return {kind: set(graph.get(dg.AssetKey(["raw", kind])).kinds) for kind in KINDS}
 
 
-@each_provider
-def test_raw_assets_kinds_list_the_provider(spec: ProviderSpec, raw_kinds: dict[str, set[str]]) -> None:
+def test_raw_assets_kinds_are_the_configured_providers(raw_kinds: dict[str, set[str]]) -> None:
+    """The UI shows, on raw/prices and raw/news, the providers this deployment calls (the defaults here)."""
     for kind in KINDS:
-        if kind in spec.kinds:
-            assert spec.name in raw_kinds[kind], f"raw/{kind} kinds {sorted(raw_kinds[kind])} lack {spec.name}"
-        else:
-            assert spec.name not in raw_kinds[kind], f"raw/{kind} lists {spec.name}, not a {kind} provider"
+        assert raw_kinds[kind] == set(registry.default_order(kind)), kind
+
+
+@each_provider
+def test_a_configured_provider_is_a_kind_of_its_raw_asset(spec: ProviderSpec) -> None:
+    from crypto_assets.defs.common import provider_kinds
+
+    for kind in KINDS:
+        settings = load_settings({KIND_ENV[kind]: spec.name} if kind in spec.kinds else {})
+        assert (spec.name in provider_kinds(kind, settings)) == (kind in spec.kinds), (spec.name, kind)
 
 
 # ----------------------------------------------------------------------------------------------- README

@@ -12,6 +12,7 @@ from crypto_assets.defs.common import (
     WAREHOUSE_POOL,
     daily_partitions,
     preview,
+    provider_kinds,
     row_count,
     table_metadata,
     upstream_window,
@@ -19,7 +20,7 @@ from crypto_assets.defs.common import (
 from crypto_assets.defs.prices import RAW_PRICES
 from crypto_assets.defs.resources import NewsSources, Universe, Warehouse
 from crypto_assets.providers.news import NewsAnswer
-from crypto_assets.providers.registry import NEWS, providers_of
+from crypto_assets.providers.registry import NEWS
 from crypto_assets.schemas import validate_frame
 from crypto_assets.transforms.news import carried_forward, coverage_rows, normalize_news
 from crypto_assets.transforms.sentiment import get_model, score_articles, sentiment_hourly
@@ -75,7 +76,7 @@ def _answer_windows(answers: list[NewsAnswer]) -> list[dict[str, object]]:
 @dg.asset(
     key=RAW_NEWS,
     group_name="ingestion",
-    kinds={"duckdb", "pandas", *(spec.name for spec in providers_of(NEWS))},
+    kinds=provider_kinds(NEWS),
     description=(
         "Crypto news articles, one row per `article_id` (a hash of the canonical URL, `utm_*` and fragments "
         "stripped), de-duplicated across sources, HTML stripped, tagged with the universe symbols they mention. "

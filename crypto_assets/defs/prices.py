@@ -14,6 +14,7 @@ from crypto_assets.defs.common import (
     day_window,
     days_of,
     preview,
+    provider_kinds,
     row_count,
     table_metadata,
 )
@@ -31,7 +32,7 @@ from crypto_assets.providers.prices import (
     empty_prices_frame,
     fetch_prices_with_failover,
 )
-from crypto_assets.providers.registry import PRICES, providers_of
+from crypto_assets.providers.registry import PRICES
 from crypto_assets.schemas import validate_frame
 
 RAW_PRICES = dg.AssetKey(["raw", "prices"])
@@ -119,7 +120,7 @@ def keep_stored_days(
 @dg.asset(
     key=RAW_PRICES,
     group_name="ingestion",
-    kinds={"duckdb", "pandas", *(spec.name for spec in providers_of(PRICES))},
+    kinds=provider_kinds(PRICES),
     description=(
         "Hourly OHLCV bars per universe symbol (bar open time `ts`, UTC). For each (symbol, day) the providers "
         "of `CRYPTO_ASSETS_PRICE_PROVIDERS` are asked in order until one answers the day completely; the most "
