@@ -281,7 +281,7 @@ def test_a_lock_held_too_long_ends_in_the_projects_own_words(env) -> None:
     assert bootstrap(env, "BTC").returncode == 0
     holder = _hold(env.duckdb_path, 60)
     try:
-        done = bootstrap(env, "BTC", CRYPTO_ASSETS_LOCK_TIMEOUT="4")
+        done = bootstrap(env, "BTC", CRYPTO_ASSETS_LOCK_TIMEOUT="2")
     finally:
         holder.kill()
         holder.wait()

@@ -61,7 +61,7 @@ def test_a_down_venue_a_key_only_provider_and_a_healthy_one_are_told_apart(serve
     assert by[("cryptocompare", "prices")]["latency_ms"] is None  # never called
     assert server.stats()["cryptocompare"] == 0
     assert "HTTP 503" in by[("binance", "prices")]["detail"]
-    assert "restricted location" in by[("coinbase", "prices")]["detail"]
+    assert "HTTP 451" in by[("coinbase", "prices")]["detail"]
     assert "CRYPTOCOMPARE_API_KEY" in by[("cryptocompare", "prices")]["action"]
     assert isinstance(by[("okx", "prices")]["latency_ms"], int)
 

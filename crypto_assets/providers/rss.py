@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -75,6 +76,7 @@ DEFAULT_FEEDS: tuple[str, ...] = (
     "https://decrypt.co/feed",
 )
 FEEDS_ENV = "CRYPTO_ASSETS_RSS_FEEDS"
+FEED_THREADS = 4
 
 
 def parse_feeds(variable: str, raw: str) -> tuple[str, ...]:
@@ -104,9 +106,13 @@ class RssClient(BaseNewsClient):
         self.last_errors = {}
         rows: list[dict[str, Any]] = []
         oldest: int | None = None
-        for feed_url in self.feed_urls:
+        # Feeds are asked concurrently (a feed that is down retries without holding up the others; the rate limiter
+        # and the breaker are shared) and read in the configured order.
+        with ThreadPoolExecutor(max_workers=min(FEED_THREADS, len(self.feed_urls)) or 1) as pool:
+            answers = [pool.submit(self._get_feed, feed_url) for feed_url in self.feed_urls]
+        for feed_url, answer in zip(self.feed_urls, answers, strict=True):
             try:
-                text = self.http.get_text(feed_url, validate=_check_feed_text)
+                text = answer.result()
             except ProviderError as exc:
                 log.warning("rss: feed failed, continuing with the others: %s", exc)
                 self.last_errors[feed_url] = str(exc)
@@ -129,8 +135,11 @@ class RssClient(BaseNewsClient):
             coverage.append(window(max(listed_from, start), end, OK, len(rows), detail))
         return raw_news_frame(rows), coverage
 
+    def _get_feed(self, feed_url: str) -> str:
+        return self.http.get_text(feed_url, validate=_check_feed_text)
+
     def probe(self, now: dt.datetime) -> str:
-        text = self.http.get_text(self.feed_urls[0], validate=_check_feed_text)
+        text = self._get_feed(self.feed_urls[0])
         return f"{len(self.parse_feed(text, self.feed_urls[0]))} items in {self.feed_urls[0]}"
 
     @staticmethod
