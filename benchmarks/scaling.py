@@ -1,6 +1,6 @@
-"""Benchmark: bootstrap time against the number of symbols (1, 6, 20), and what grows past Dagster's fixed cost.
+"""Benchmark: bootstrap time against the number of symbols (1, 6, 20, 100), and what grows past Dagster's fixed cost.
 
-    .venv/bin/python benchmarks/scaling.py [--counts 1,6,20] [--start 2022-05-04 --end 2022-08-01] [--repeat 1]
+    .venv/bin/python benchmarks/scaling.py [--counts 1,6,20,100] [--start 2022-05-04 --end 2022-08-01] [--repeat 1]
 
 Each measurement is exactly ``python -m crypto_assets bootstrap --start .. --end .. --symbols ..`` in a fresh
 subprocess with its own temp DAGSTER_HOME (a copy of the repo's dagster.yaml, SQLite storage) and DuckDB file,
@@ -13,7 +13,8 @@ client-side rate limits as live (off by default, as for any run against the repl
 Per count: wall time (spawn to exit), the run's time from the instance (run creation to end), CPU and peak RSS
 of the child, the HTTP requests the replay server answered, and the slowest steps. Then a least-squares line
 wall = fixed + per_symbol * n over the counts: the fixed part (process start, imports, run planning, the
-steps' per-run cost) and what each extra symbol adds over the window. Figures only: nothing is asserted.
+steps' per-run cost) and what each extra symbol adds over the window. Goals (reported, not asserted): 100
+symbols within 4x the 6-symbol run's wall time, and under 2 GB peak memory.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 BUNDLED = ("BTC", "ETH", "SOL", "XRP", "BNB", "ADA")
+GOAL_RATIO, GOAL_PEAK_MB = 4.0, 2048
 
 
 @dataclass
@@ -183,11 +185,19 @@ def report(samples: list[Sample], counts: Sequence[int], days: int) -> None:
     )
     total = {c: sum(last[c].steps.values()) for c in counts}
     print("  all steps together:     " + "  ".join(f"n={c}: {total[c]:.1f} s" for c in counts))
+    if 6 in medians and 100 in medians:
+        ratio = medians[100]["wall"] / medians[6]["wall"]
+        peak = max(s.maxrss_mb for s in samples if s.count == 100)
+        print(
+            f"\ngoals: 100 symbols = {ratio:.2f}x the 6-symbol wall time (<= {GOAL_RATIO:g}x: "
+            f"{'met' if ratio <= GOAL_RATIO else 'MISSED'}); peak RSS {peak:.0f} MB (< {GOAL_PEAK_MB} MB: "
+            f"{'met' if peak < GOAL_PEAK_MB else 'MISSED'})"
+        )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", default="1,6,20", help="universe sizes (default %(default)s)")
+    parser.add_argument("--counts", default="1,6,20,100", help="universe sizes (default %(default)s)")
     parser.add_argument("--start", default="2022-05-04", help="first UTC day (default %(default)s)")
     parser.add_argument("--end", default="2022-08-01", help="last UTC day, inclusive (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per count (default %(default)s)")
