@@ -78,6 +78,18 @@ def _switch(env: Mapping[str, str], var: str, default: bool) -> bool:
     return raw == "on"
 
 
+def number(variable: str, raw: str, *, whole: bool, minimum: float, maximum: float, meaning: str) -> float:
+    """A numeric setting, or a ConfigError naming the variable and what is expected (``meaning``: e.g. "seconds")."""
+    try:
+        value = int(raw.strip()) if whole else float(raw)
+    except ValueError:
+        value = None
+    if value is None or value != value or not minimum <= value <= maximum:  # value != value: NaN
+        kind = "a whole number of" if whole else "a number of"
+        raise ConfigError(f"{variable}={raw!r}: expected {kind} {meaning} between {minimum:g} and {maximum:g}")
+    return value
+
+
 LOCK_TIMEOUT_ENV = "CRYPTO_ASSETS_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT_S = 120.0
 
@@ -87,13 +99,7 @@ def configured_lock_timeout(env: Mapping[str, str] | None = None) -> float:
     raw = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV)
     if raw is None:
         return DEFAULT_LOCK_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86_400:
-        raise ConfigError(f"{LOCK_TIMEOUT_ENV}={raw!r}: expected seconds between 0 and 86400, e.g. 120")
-    return value
+    return number(LOCK_TIMEOUT_ENV, raw, whole=False, minimum=0, maximum=86_400, meaning="seconds")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -139,10 +145,4 @@ def run_retention_days(env: Mapping[str, str] | None = None) -> int:
     raw = (os.environ if env is None else env).get(RUN_RETENTION_VARIABLE)
     if raw is None:
         return DEFAULT_RUN_RETENTION_DAYS
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ConfigError(f"{RUN_RETENTION_VARIABLE}={raw!r}: expected a whole number of days such as 30") from None
-    if days < 1:
-        raise ConfigError(f"{RUN_RETENTION_VARIABLE}={raw!r}: keep runs at least 1 day")
-    return days
+    return int(number(RUN_RETENTION_VARIABLE, raw, whole=True, minimum=1, maximum=36_500, meaning="days"))

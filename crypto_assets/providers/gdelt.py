@@ -27,13 +27,13 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 
-from crypto_assets.errors import ConfigError, ProviderError
+from crypto_assets.config import number
+from crypto_assets.errors import ProviderError
 from crypto_assets.http import HttpClient
 from crypto_assets.providers.news import (
     FAILED,
@@ -73,13 +73,8 @@ PROVIDER_RATE_LIMIT = RateLimit(0.2, 1.0, "one request every 5 seconds (GDELT's 
 
 
 def parse_history_days(variable: str, raw: str) -> int:
-    text = raw.strip()
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(
-            f"{variable}={raw!r}: expected a positive whole number of days, e.g. {DEFAULT_HISTORY_DAYS} "
-            "(how far back GDELT's DOC API answers, counted from now)"
-        )
-    return int(text)
+    """Days back from now that GDELT's DOC API answers for."""
+    return int(number(variable, raw, whole=True, minimum=1, maximum=36_500, meaning="days"))
 
 
 def gdelt_time(seconds: int) -> str:
@@ -145,20 +140,10 @@ class GdeltClient(BaseNewsClient):
     min_window = MIN_WINDOW
     indexing_lag = dt.timedelta(minutes=15)  # GDELT's update cycle: the last quarter hour is not final yet
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        rate_limited: bool = True,
-        options: Mapping[str, Any] | None = None,
-        http: HttpClient | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, rate_limited=rate_limited, options=options, http=http)
-        days = self.options.get("history_days", DEFAULT_HISTORY_DAYS)
-        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-            raise ConfigError(f"{HISTORY_ENV}: history_days must be a positive integer, got {days!r}")
-        self.history_days: int = days
+    @property
+    def history_days(self) -> int:
+        """How far back GDELT answers (the ``history_days`` option, parsed by ``parse_history_days``)."""
+        return int(self.options.get("history_days", DEFAULT_HISTORY_DAYS))
 
     def _http_options(self) -> dict[str, Any]:
         return http_options(self.rate_limited)

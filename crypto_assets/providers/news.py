@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from crypto_assets.errors import ProviderError
-from crypto_assets.http import HttpClient
-from crypto_assets.providers.prices import epoch_seconds, rate_options, to_utc
+from crypto_assets.providers.prices import epoch_seconds, to_utc
+from crypto_assets.providers.registry import BaseClient
 
 log = logging.getLogger("crypto_assets.providers.news")
 
@@ -107,33 +107,12 @@ def window(start: dt.datetime, end: dt.datetime, status: str, articles: int = 0,
     return CoverageWindow(to_utc(start), to_utc(end), status, articles, detail)
 
 
-class BaseNewsClient:
+class BaseNewsClient(BaseClient):
     """A news provider's client: subclasses implement ``_fetch`` (which may raise ProviderError) and ``probe``."""
 
-    name: ClassVar[str]
     # How long after publication an article may still be missing from the provider's answers (indexing lag):
     # the last ``indexing_lag`` before now is neither asked nor counted as covered.
     indexing_lag: ClassVar[dt.timedelta] = dt.timedelta(0)
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str | None = None,
-        rate_limited: bool = True,
-        options: Mapping[str, Any] | None = None,
-        http: HttpClient | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key or None
-        self.rate_limited = rate_limited
-        self.options = dict(options or {})
-        self.http = http or HttpClient(self.name, self.base_url, **self._http_options())
-
-    def _http_options(self) -> dict[str, Any]:
-        if not self.rate_limited:
-            return {"rate_per_second": None}
-        return rate_options(self.name)
 
     def fetch(self, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None) -> NewsAnswer:
         """Articles published in ``[start, end)`` and the coverage of that range; never raises ProviderError."""
@@ -156,9 +135,6 @@ class BaseNewsClient:
     def probe(self, now: dt.datetime) -> str:
         """One small request (raises ProviderError when it fails); returns what the answer held, in a few words."""
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
 
 
 def whole_seconds(value: Any) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -21,6 +21,7 @@ import pandas as pd
 
 from crypto_assets.errors import ProviderError, UnknownSymbolError
 from crypto_assets.http import HttpClient, circuit_state, merge_stats
+from crypto_assets.providers.registry import BaseClient
 from crypto_assets.symbols import validate_symbol
 
 if TYPE_CHECKING:
@@ -142,26 +143,10 @@ def bars_frame(symbol: str, provider: str, bars: Iterable[Bar], start_s: int, en
     return out.reset_index(drop=True)
 
 
-class BasePriceClient:
+class BasePriceClient(BaseClient):
     """Common frame handling; subclasses implement ``_fetch_bars`` for [start_s, stop_s) in epoch seconds."""
 
-    name: ClassVar[str]
     symbols: ClassVar[SymbolMap]
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        http: HttpClient | None = None,
-        api_key: str | None = None,
-        rate_limited: bool = True,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key or None
-        self.rate_limited = rate_limited
-        self.options = dict(options or {})
-        self.http = http or HttpClient(self.name, self.base_url, **self._http_options())
 
     def pair(self, symbol: str) -> str:
         """The provider's name for a universe symbol, e.g. BTC -> BTCUSDT."""
@@ -172,11 +157,6 @@ class BasePriceClient:
         end = dt.datetime.fromtimestamp(floor_hour(epoch_seconds(now)), UTC)
         frame = self.fetch_hourly("BTC", end - dt.timedelta(hours=2), end, now=now)
         return f"{len(frame)} of the last 2 hourly BTC bars"
-
-    def _http_options(self) -> dict[str, Any]:
-        if not self.rate_limited:
-            return {"rate_per_second": None}
-        return rate_options(self.name)
 
     def _auth_headers(self) -> dict[str, str]:
         """Credential headers, sent with every request (also through an injected HttpClient)."""
@@ -202,17 +182,6 @@ class BasePriceClient:
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
-
-
-def rate_options(provider: str) -> dict[str, float]:
-    """HttpClient options for ``provider``'s published rate limit, as its registry entry declares it."""
-    from crypto_assets.providers.registry import provider as spec_of
-
-    limit = spec_of(provider).rate_limit
-    return {"rate_per_second": limit.per_second, "burst": limit.burst}
 
 
 def collect(getter: Callable[[Callable[[Any], None]], Any], parse: Callable[[Any], Any]) -> Any:

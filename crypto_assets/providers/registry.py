@@ -15,9 +15,10 @@ import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from crypto_assets.errors import ConfigError
+from crypto_assets.http import HttpClient
 
 if TYPE_CHECKING:
     from crypto_assets.replay.wire import ReplayRoutes
@@ -130,6 +131,37 @@ class ClientConfig:
     api_key: str | None = None
     rate_limited: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class BaseClient:
+    """What every provider client shares: its name, base URL, key, options and HTTP session, whose rate limit is
+    the one its registry entry declares (none against servers you run yourself: ``rate_limited=False``)."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        rate_limited: bool = True,
+        options: Mapping[str, Any] | None = None,
+        http: HttpClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key or None
+        self.rate_limited = rate_limited
+        self.options = dict(options or {})
+        self.http = http or HttpClient(self.name, self.base_url, **self._http_options())
+
+    def _http_options(self) -> dict[str, Any]:
+        if not self.rate_limited:
+            return {"rate_per_second": None}
+        limit = provider(self.name).rate_limit
+        return {"rate_per_second": limit.per_second, "burst": limit.burst}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
 
 
 @cache
