@@ -22,8 +22,9 @@ demo: setup
 ui: setup
 	$(BIN)/dagster dev -w workspace.yaml
 
+## Two workers, a test file each at a time (files share their fixtures): most of the suite waits on subprocesses.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
