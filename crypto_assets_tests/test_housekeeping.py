@@ -142,7 +142,13 @@ def test_retention_days_come_from_the_environment(value: str | None, expected: i
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("", "whole number"), ("30d", "whole number"), ("1.5", "whole number"), ("0", "between 1 and 36500"), ("-3", "between 1 and 36500")],
+    [
+        ("", "whole number"),
+        ("30d", "whole number"),
+        ("1.5", "whole number"),
+        ("0", "between 1 and 36500"),
+        ("-3", "between 1 and 36500"),
+    ],
 )
 def test_a_bad_retention_is_a_config_error_naming_the_variable(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=f"CRYPTO_ASSETS_RUN_RETENTION_DAYS=.*{message}"):
