@@ -259,6 +259,20 @@ def merge_stats(stats: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     return total
 
 
+def collect(getter: Callable[[Callable[[Any], None]], Any], parse: Callable[[Any], Any]) -> Any:
+    """Run ``getter(validate)`` where validate parses the body, and return the parsed value.
+
+    Parsing inside ``validate`` lets HttpClient attach the (redacted) URL to any row error.
+    """
+    box: list[Any] = []
+
+    def validate(body: Any) -> None:
+        box.append(parse(body))
+
+    getter(validate)
+    return box[-1]
+
+
 def _excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     text = " ".join(text.split())

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from crypto_assets.errors import UnknownSymbolError
+from crypto_assets.errors import ProviderError, UnknownSymbolError
 from crypto_assets.http import HttpStatusError
 from crypto_assets.providers.prices import (
     HOUR,
@@ -67,7 +67,7 @@ class BinanceClient(BasePriceClient):
                 "endTime": stop_ms - 1,
                 "limit": self.limit,
             }
-            page: list[Bar] = self._get(pair, params)
+            page: list[Bar] = self._get_parsed(KLINES_PATH, params, self._parse, pair=pair)
             bars.extend(page)
             if len(page) < self.limit:
                 break
@@ -77,18 +77,11 @@ class BinanceClient(BasePriceClient):
             cursor = following
         return bars
 
-    def _get(self, pair: str, params: dict[str, Any]) -> list[Bar]:
-        error: HttpStatusError | None = None
-        try:
-            return self._get_parsed(KLINES_PATH, params, self._parse)
-        except HttpStatusError as exc:
-            body = exc.json_body()
-            if not (isinstance(body, dict) and body.get("code") == INVALID_SYMBOL_CODE):
-                raise
-            error = exc
-        raise UnknownSymbolError(
-            self.name, error.url, f"unknown symbol {pair}: {error.json_body().get('msg')} (HTTP {error.status})"
-        )
+    def _status_error(self, exc: HttpStatusError, pair: str) -> ProviderError | None:
+        body = exc.json_body()
+        if not (isinstance(body, dict) and body.get("code") == INVALID_SYMBOL_CODE):
+            return None
+        return UnknownSymbolError(self.name, exc.url, f"unknown symbol {pair}: {body.get('msg')} (HTTP {exc.status})")
 
     def _parse(self, body: Any) -> list[Bar]:
         rows = expect_list(self.name, body, "klines")

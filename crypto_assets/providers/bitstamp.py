@@ -57,7 +57,7 @@ def ohlc_path(pair: str) -> str:
     return f"{OHLC_PREFIX}{pair}/"
 
 
-def error_of(provider: str, body: Any, *, status: int | None = None) -> ProviderError | None:
+def error_of(provider: str, body: Any, *, url: str = "", status: int | None = None) -> ProviderError | None:
     """The ProviderError a Bitstamp error body stands for (None when ``body`` is not one)."""
     if not isinstance(body, dict):
         return None
@@ -70,7 +70,7 @@ def error_of(provider: str, body: Any, *, status: int | None = None) -> Provider
     retryable = str(code) == RATE_LIMIT_CODE or "rate limit" in lowered
     http = f" (HTTP {status})" if status is not None else ""
     return ProviderError(
-        provider, "", f"error answer{f' {code}' if code else ''}: {text}{http}", retryable=retryable, status=status
+        provider, url, f"error answer{f' {code}' if code else ''}: {text}{http}", retryable=retryable, status=status
     )
 
 
@@ -93,23 +93,14 @@ class BitstampClient(BasePriceClient):
                 "end": cursor + (count - 1) * HOUR,
                 "exclude_current_candle": "true",
             }
-            bars.extend(self._get(pair, params))
+            bars.extend(self._get_parsed(ohlc_path(pair), params, self._parse, pair=pair))
             cursor += count * HOUR
         return bars
 
-    def _get(self, pair: str, params: dict[str, Any]) -> list[Bar]:
-        error: ProviderError | None = None
-        try:
-            return self._get_parsed(ohlc_path(pair), params, self._parse)
-        except HttpStatusError as exc:
-            if exc.status == 404:
-                error = UnknownSymbolError(self.name, exc.url, f"unknown pair {pair}: HTTP 404", status=404)
-            else:
-                mapped = error_of(self.name, exc.json_body(), status=exc.status)
-                if mapped is None:
-                    raise
-                error = ProviderError(self.name, exc.url, mapped.cause, retryable=mapped.retryable, status=exc.status)
-        raise error
+    def _status_error(self, exc: HttpStatusError, pair: str) -> ProviderError | None:
+        if exc.status == 404:
+            return UnknownSymbolError(self.name, exc.url, f"unknown pair {pair}: HTTP 404", status=404)
+        return error_of(self.name, exc.json_body(), url=exc.url, status=exc.status)
 
     def _parse(self, body: Any) -> list[Bar]:
         error = error_of(self.name, body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crypto_assets.errors import UnknownSymbolError
+from crypto_assets.errors import ProviderError, UnknownSymbolError
 from crypto_assets.http import HttpStatusError
 from crypto_assets.providers.prices import (
     HOUR,
@@ -52,20 +52,15 @@ class CoinbaseClient(BasePriceClient):
         while window_start < stop_s:
             window_stop = min(window_start + self.limit * HOUR, stop_s)
             params = {"granularity": GRANULARITY, "start": iso(window_start), "end": iso(window_stop - HOUR)}
-            bars.extend(self._get(product, path, params))
+            bars.extend(self._get_parsed(path, params, self._parse, pair=product))
             window_start = window_stop
         return bars
 
-    def _get(self, product: str, path: str, params: dict[str, Any]) -> list[Bar]:
-        error: HttpStatusError | None = None
-        try:
-            return self._get_parsed(path, params, self._parse)
-        except HttpStatusError as exc:
-            body = exc.json_body()
-            if exc.status != 404 or not (isinstance(body, dict) and str(body.get("message", "")).lower() == "notfound"):
-                raise
-            error = exc
-        raise UnknownSymbolError(self.name, error.url, f"unknown product {product}: NotFound (HTTP 404)")
+    def _status_error(self, exc: HttpStatusError, pair: str) -> ProviderError | None:
+        body = exc.json_body()
+        if exc.status != 404 or not (isinstance(body, dict) and str(body.get("message", "")).lower() == "notfound"):
+            return None
+        return UnknownSymbolError(self.name, exc.url, f"unknown product {pair}: NotFound (HTTP 404)")
 
     def _parse(self, body: Any) -> list[Bar]:
         if isinstance(body, dict) and "message" in body:

@@ -33,13 +33,12 @@ from crypto_assets.providers.prices import (
     Bar,
     BasePriceClient,
     bad_body,
-    collect,
     epoch_seconds,
     excerpt,
     parse_number,
     parse_time,
 )
-from crypto_assets.providers.registry import NEWS, PRICES, ProviderSpec, RateLimit, SymbolMap
+from crypto_assets.providers.registry import NEWS, PRICES, BaseClient, ProviderSpec, RateLimit, SymbolMap
 from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, last_closed_open
 
 log = logging.getLogger("crypto_assets.providers.news")
@@ -67,17 +66,17 @@ def check_envelope(provider: str, body: Any) -> None:
     raise ProviderError(provider, "", f"error response: {message}", retryable=retryable)
 
 
-def auth_headers(api_key: str | None) -> dict[str, str]:
-    return {"authorization": f"Apikey {api_key}"} if api_key else {}
+class _ApiKeyHeader(BaseClient):
+    """The key of both CryptoCompare clients: ``authorization: Apikey <key>``."""
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Apikey {self.api_key}"} if self.api_key else {}
 
 
-class CryptoCompareClient(BasePriceClient):
+class CryptoCompareClient(_ApiKeyHeader, BasePriceClient):
     name = "cryptocompare"
     symbols = SymbolMap("{sym}")
     limit = MAX_LIMIT
-
-    def _auth_headers(self) -> dict[str, str]:
-        return auth_headers(self.api_key)
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
         bars: list[Bar] = []
@@ -113,7 +112,7 @@ class CryptoCompareClient(BasePriceClient):
         return bars
 
 
-class CryptoCompareNewsClient(BaseNewsClient):
+class CryptoCompareNewsClient(_ApiKeyHeader, BaseNewsClient):
     name = "cryptocompare"
 
     def _fetch(
@@ -158,13 +157,7 @@ class CryptoCompareNewsClient(BaseNewsClient):
         return raw_news_frame(rows), coverage
 
     def _page(self, lts: int) -> list[dict[str, Any]]:
-        headers = auth_headers(self.api_key) or None
-        return collect(
-            lambda validate: self.http.get_json(
-                NEWS_PATH, {"lang": "EN", "lTs": lts}, validate=validate, headers=headers
-            ),
-            self._parse,
-        )
+        return self._get_parsed(NEWS_PATH, {"lang": "EN", "lTs": lts}, self._parse)
 
     def probe(self, now: dt.datetime) -> str:
         return f"{len(self._page(epoch_seconds(now)))} articles on the newest page"

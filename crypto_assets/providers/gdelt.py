@@ -34,7 +34,7 @@ import pandas as pd
 
 from crypto_assets.config import number
 from crypto_assets.errors import ProviderError
-from crypto_assets.http import HttpClient
+from crypto_assets.http import HttpClient, collect
 from crypto_assets.providers.news import (
     FAILED,
     OK,
@@ -45,7 +45,7 @@ from crypto_assets.providers.news import (
     text_field,
     window,
 )
-from crypto_assets.providers.prices import bad_body, collect, epoch_seconds, excerpt
+from crypto_assets.providers.prices import bad_body, epoch_seconds, excerpt
 from crypto_assets.providers.registry import NEWS, Option, ProviderSpec, RateLimit
 from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, text_response
 

@@ -26,7 +26,7 @@ from crypto_assets.providers.news import (
     text_field,
     window,
 )
-from crypto_assets.providers.prices import bad_body, collect, epoch_seconds, excerpt
+from crypto_assets.providers.prices import bad_body, epoch_seconds, excerpt
 from crypto_assets.providers.registry import NEWS, ProviderSpec, RateLimit
 from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, query_time
 
@@ -55,8 +55,7 @@ class NewsApiClient(BaseNewsClient):
     page_size = PAGE_SIZE
     query = QUERY
 
-    @property
-    def _headers(self) -> dict[str, str]:
+    def _auth_headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.api_key or ""}
 
     def _fetch(
@@ -102,10 +101,7 @@ class NewsApiClient(BaseNewsClient):
 
     def _get(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int] | None:
         try:
-            return collect(
-                lambda validate: self.http.get_json(EVERYTHING_PATH, params, validate=validate, headers=self._headers),
-                self._parse,
-            )
+            return self._get_parsed(EVERYTHING_PATH, params, self._parse)
         except HttpStatusError as exc:
             body = exc.json_body()
             code = body.get("code") if isinstance(body, dict) else None

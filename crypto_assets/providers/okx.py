@@ -55,7 +55,7 @@ UNKNOWN_INSTRUMENT_MSG = "Instrument ID, Instrument ID code, or Spread ID doesn'
 RATE_LIMIT_MSG = "Rate limit reached. Please refer to API documentation and throttle requests accordingly."
 
 
-def envelope_error(provider: str, body: Any, *, status: int | None = None) -> ProviderError | None:
+def envelope_error(provider: str, body: Any, *, url: str = "", status: int | None = None) -> ProviderError | None:
     """The error an OKX envelope ``{"code": ..., "msg": ...}`` stands for (None for code "0" or no envelope)."""
     if not isinstance(body, dict) or "code" not in body:
         return None
@@ -65,9 +65,9 @@ def envelope_error(provider: str, body: Any, *, status: int | None = None) -> Pr
     msg = str(body.get("msg") or "no message")
     http = f" (HTTP {status})" if status is not None else ""
     if code == UNKNOWN_INSTRUMENT_CODE:
-        return UnknownSymbolError(provider, "", f"unknown instrument: code {code}: {msg}{http}", status=status)
+        return UnknownSymbolError(provider, url, f"unknown instrument: code {code}: {msg}{http}", status=status)
     retryable = code in RETRYABLE_CODES
-    return ProviderError(provider, "", f"error code {code}: {msg}{http}", retryable=retryable, status=status)
+    return ProviderError(provider, url, f"error code {code}: {msg}{http}", retryable=retryable, status=status)
 
 
 class OkxClient(BasePriceClient):
@@ -84,7 +84,7 @@ class OkxClient(BasePriceClient):
         before_ms = start_s * 1000 - 1  # rows strictly newer than this: from start_s on
         while after_ms > start_s * 1000:
             params = {"instId": inst, "bar": BAR, "after": after_ms, "before": before_ms, "limit": self.limit}
-            page, rows = self._get(params)
+            page, rows = self._get_parsed(HISTORY_CANDLES_PATH, params, self._parse)
             bars.extend(page)
             if rows < self.limit or not page:
                 break  # the answer held everything between before and after
@@ -94,17 +94,9 @@ class OkxClient(BasePriceClient):
             after_ms = oldest_ms
         return bars
 
-    def _get(self, params: dict[str, Any]) -> tuple[list[Bar], int]:
-        error: ProviderError | None = None
-        try:
-            return self._get_parsed(HISTORY_CANDLES_PATH, params, self._parse)
-        except HttpStatusError as exc:
-            # HTTP 400 (and other 4xx) carry the same envelope: name its code, and map 51001 to an unknown symbol.
-            mapped = envelope_error(self.name, exc.json_body(), status=exc.status)
-            if mapped is None:
-                raise
-            error = type(mapped)(self.name, exc.url, mapped.cause, retryable=mapped.retryable, status=exc.status)
-        raise error
+    def _status_error(self, exc: HttpStatusError, pair: str) -> ProviderError | None:
+        # HTTP 400 (and other 4xx) carry the same envelope: name its code, and map 51001 to an unknown symbol.
+        return envelope_error(self.name, exc.json_body(), url=exc.url, status=exc.status)
 
     def _parse(self, body: Any) -> tuple[list[Bar], int]:
         """Finished bars of one answer (ascending) and the number of rows the answer held."""

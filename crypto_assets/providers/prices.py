@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.errors import ProviderError, UnknownSymbolError
-from crypto_assets.http import HttpClient, circuit_state, merge_stats
+from crypto_assets.http import HttpClient, HttpStatusError, circuit_state, merge_stats
 from crypto_assets.providers.registry import BaseClient
 from crypto_assets.symbols import validate_symbol
 
@@ -158,14 +158,19 @@ class BasePriceClient(BaseClient):
         frame = self.fetch_hourly("BTC", end - dt.timedelta(hours=2), end, now=now)
         return f"{len(frame)} of the last 2 hourly BTC bars"
 
-    def _auth_headers(self) -> dict[str, str]:
-        """Credential headers, sent with every request (also through an injected HttpClient)."""
-        return {}
+    def _get_parsed(self, path: str, params: dict[str, Any], parse: Callable[[Any], Any], *, pair: str = "") -> Any:
+        """As BaseClient's, with an HTTP 4xx answer for ``pair`` mapped by ``_status_error``."""
+        try:
+            return super()._get_parsed(path, params, parse)
+        except HttpStatusError as exc:
+            mapped = self._status_error(exc, pair)
+            if mapped is None:
+                raise
+            raise mapped from None
 
-    def _get_parsed(self, path: str, params: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
-        """GET JSON and return ``parse(body)``; parse errors carry the request's redacted URL."""
-        headers = self._auth_headers() or None
-        return collect(lambda validate: self.http.get_json(path, params, validate=validate, headers=headers), parse)
+    def _status_error(self, exc: HttpStatusError, pair: str) -> ProviderError | None:
+        """The error an HTTP 4xx answer stands for (an unknown pair, a provider's error body); None keeps ``exc``."""
+        return None
 
     def fetch_hourly(
         self, symbol: str, start: dt.datetime, end: dt.datetime, *, now: dt.datetime | None = None
@@ -182,20 +187,6 @@ class BasePriceClient(BaseClient):
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
         raise NotImplementedError
-
-
-def collect(getter: Callable[[Callable[[Any], None]], Any], parse: Callable[[Any], Any]) -> Any:
-    """Run ``getter(validate)`` where validate parses the body, and return the parsed value.
-
-    Parsing inside ``validate`` lets HttpClient attach the (redacted) URL to any row error.
-    """
-    box: list[Any] = []
-
-    def validate(body: Any) -> None:
-        box.append(parse(body))
-
-    getter(validate)
-    return box[-1]
 
 
 # --------------------------------------------------------------------------------------------- failover

@@ -18,7 +18,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from crypto_assets.errors import ConfigError
-from crypto_assets.http import HttpClient
+from crypto_assets.http import HttpClient, collect
 
 if TYPE_CHECKING:
     from crypto_assets.replay.wire import ReplayRoutes
@@ -159,6 +159,15 @@ class BaseClient:
             return {"rate_per_second": None}
         limit = provider(self.name).rate_limit
         return {"rate_per_second": limit.per_second, "burst": limit.burst}
+
+    def _auth_headers(self) -> dict[str, str]:
+        """Credential headers, sent with every request (also through an injected HttpClient)."""
+        return {}
+
+    def _get_parsed(self, path: str, params: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
+        """GET JSON and return ``parse(body)``; parse errors carry the request's redacted URL."""
+        headers = self._auth_headers() or None
+        return collect(lambda validate: self.http.get_json(path, params, validate=validate, headers=headers), parse)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
