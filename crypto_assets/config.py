@@ -115,22 +115,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         parse_symbols(symbols_raw, source="CRYPTO_ASSETS_SYMBOLS") if symbols_raw is not None else DEFAULT_UNIVERSE
     )
 
-    urls: dict[str, str] = {}
-    options: dict[str, dict[str, Any]] = {}
-    for spec in registry.all_providers():
-        if spec.url_env:
-            urls[spec.name] = http_url(spec.url_env, env[spec.url_env]) if spec.url_env in env else spec.public_url
-        options[spec.name] = {
-            option.name: option.parse(option.env, env[option.env]) if option.env in env else option.default
-            for option in spec.options
-        }
+    urls = {
+        spec.name: http_url(spec.url_env, env[spec.url_env]) if spec.url_env in env else spec.public_url
+        for spec in registry.all_providers()
+        if spec.url_env
+    }
     return Settings(
         duckdb_path=duckdb_path,
         symbols=symbols,
         price_providers=_names(env, PRICE_PROVIDERS_ENV, registry.PRICES),
         news_providers=_names(env, NEWS_PROVIDERS_ENV, registry.NEWS),
         provider_urls=urls,
-        provider_options=options,
+        provider_options=registry.provider_options(env),
         # off only for servers you run yourself (the replay server sets it): the limits protect the providers.
         rate_limits=_switch(env, "CRYPTO_ASSETS_RATE_LIMITS", default=True),
     )

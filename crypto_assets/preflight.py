@@ -22,7 +22,7 @@ from crypto_assets.config import Settings
 from crypto_assets.errors import ProviderError
 from crypto_assets.http import CircuitBreaker, HttpClient
 from crypto_assets.providers import registry
-from crypto_assets.providers.registry import NEWS, PRICES, ClientConfig, ProviderSpec
+from crypto_assets.providers.registry import NEWS, PRICES, ProviderSpec
 
 OK = "ok"
 NEEDS_KEY = "needs key"
@@ -85,21 +85,20 @@ def probe_provider(
     now: dt.datetime | None = None,
 ) -> ProbeResult:
     """Probe one provider of ``kind`` with one small request."""
-    key = (keys.get(spec.key_env) or None) if spec.key_env else None
-    if spec.key_required and not key:
+    config = registry.client_config(
+        spec,
+        urls=settings.provider_urls,
+        options=settings.provider_options,
+        keys=keys,
+        rate_limited=settings.rate_limits,
+    )
+    if config is None:
         action = f"set {spec.key_env} (a paid key) to use it; it is skipped, never called, without one"
         return ProbeResult(spec.name, kind, NEEDS_KEY, None, f"{spec.key_env} is not set", action)
-    config = ClientConfig(
-        base_url=settings.provider_urls.get(spec.name, spec.public_url),
-        api_key=key,
-        rate_limited=settings.rate_limits,
-        options=settings.provider_options.get(spec.name, {}),
-    )
     http = HttpClient(
         spec.name,
         config.base_url,
-        rate_per_second=spec.rate_limit.per_second if settings.rate_limits else None,
-        burst=spec.rate_limit.burst,
+        **spec.rate_limit.http_options(settings.rate_limits),
         timeout=PROBE_TIMEOUT,
         max_attempts=PROBE_ATTEMPTS,
         backoff_max=2.0,
@@ -112,7 +111,7 @@ def probe_provider(
         detail = client.probe(now or dt.datetime.now(dt.UTC))
     except ProviderError as exc:
         latency = round((time.monotonic() - started) * 1000)
-        status, action = classify(spec, exc, key is not None)
+        status, action = classify(spec, exc, config.api_key is not None)
         return ProbeResult(spec.name, kind, status, latency, exc.cause, action)
     finally:
         http.close()

@@ -13,7 +13,6 @@ from pydantic import Field
 from crypto_assets import warehouse
 from crypto_assets.config import load_settings
 from crypto_assets.providers import registry
-from crypto_assets.providers.prices import PriceClient
 
 
 class Warehouse(DuckDBResource):
@@ -52,15 +51,7 @@ class _Sources(dg.ConfigurableResource):
     def build(self) -> tuple[list[Any], list[registry.Skipped]]:
         """The clients in order, and the providers skipped (key-only without a key)."""
         keys = {variable: dg.EnvVar(variable).get_value() for variable in registry.key_variables()}
-        options = {
-            spec.name: {
-                option.name: option.parse(option.env, self.options[option.env])
-                if option.env in self.options
-                else option.default
-                for option in spec.options
-            }
-            for spec in registry.all_providers()
-        }
+        options = registry.provider_options(self.options)
         return registry.build_clients(
             self.KIND, self.providers, urls=self.urls, options=options, keys=keys, rate_limited=self.rate_limited
         )
@@ -73,9 +64,6 @@ class PriceSources(_Sources):
     """Price providers in failover order (CRYPTO_ASSETS_PRICE_PROVIDERS)."""
 
     KIND: ClassVar[str] = registry.PRICES
-
-    def clients(self) -> list[PriceClient]:
-        return self.build()[0]
 
 
 class NewsSources(_Sources):
@@ -90,10 +78,7 @@ def build_resources() -> dict[str, object]:
     sources = {
         "urls": dict(settings.provider_urls),
         "options": {
-            option.env: os.environ[option.env]
-            for spec in registry.all_providers()
-            for option in spec.options
-            if option.env in os.environ
+            variable: os.environ[variable] for variable in registry.option_variables() if variable in os.environ
         },
         "rate_limited": settings.rate_limits,
     }

@@ -51,8 +51,13 @@ class BinanceClient(BasePriceClient):
     # 6000 request weight per minute per IP; stop well before the ban threshold.
     weight_budget = 4800
 
-    def _http_options(self) -> dict[str, Any]:
-        return {**super()._http_options(), "weight_header": WEIGHT_HEADER, "weight_budget": self.weight_budget}
+    @classmethod
+    def _http_options(cls, rate_limited: bool) -> dict[str, Any]:
+        return {
+            **super()._http_options(rate_limited),
+            "weight_header": WEIGHT_HEADER,
+            "weight_budget": cls.weight_budget,
+        }
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
         pair = self.pair(symbol)

@@ -69,7 +69,6 @@ THROTTLE_MARKER = "limit requests to one every"
 OR_MESSAGE = "Queries containing OR'd terms must be surrounded by ()."
 PARENS_MESSAGE = "One or more of your parenthetical clauses had an error in it."
 SHORT_MESSAGE = "Your query was too short or too long."
-PROVIDER_RATE_LIMIT = RateLimit(0.2, 1.0, "one request every 5 seconds (GDELT's 429 answer); sheds load anyway")
 
 
 def parse_history_days(variable: str, raw: str) -> int:
@@ -109,25 +108,19 @@ def domain_of(url: str) -> str:
 # ------------------------------------------------------------------------------------------------ HTTP
 
 
-def http_options(rate_limited: bool) -> dict[str, Any]:
-    """GDELT's HTTP settings: one request per 5 s and a long back-off live; short back-off against a replay."""
-    if not rate_limited:  # our own replay server: retries stay fast so tests stay fast
-        return {"rate_per_second": None, "max_attempts": 3, "backoff_base": 0.05, "backoff_max": 0.2}
-    limit = PROVIDER_RATE_LIMIT
-    return {
-        "rate_per_second": limit.per_second,
-        "burst": limit.burst,
-        "max_attempts": 6,
-        "backoff_base": 10.0,  # waits 5-10, 10-20, 20-40, 40-80, 60-120 s (plus the 5 s spacing)
-        "backoff_max": 120.0,
-        "backoff_floor": 5.0,
-        "timeout": (10, 60),
-    }
+LIVE_RETRIES: dict[str, Any] = {
+    "max_attempts": 6,
+    "backoff_base": 10.0,  # waits 5-10, 10-20, 20-40, 40-80, 60-120 s (plus the 5 s spacing)
+    "backoff_max": 120.0,
+    "backoff_floor": 5.0,
+    "timeout": (10, 60),
+}
+REPLAY_RETRIES: dict[str, Any] = {"max_attempts": 3, "backoff_base": 0.05, "backoff_max": 0.2}  # tests stay fast
 
 
 def make_http(base_url: str, rate_limited: bool, **overrides: Any) -> HttpClient:
-    """The client's HTTP session; ``overrides`` (tests: sleep, clock, rng) win over ``http_options``."""
-    return HttpClient("gdelt", base_url, **{**http_options(rate_limited), **overrides})
+    """The client's HTTP session; ``overrides`` (tests: sleep, clock, rng) win over the client's settings."""
+    return HttpClient("gdelt", base_url, **{**GdeltClient._http_options(rate_limited), **overrides})
 
 
 # ------------------------------------------------------------------------------------------------ client
@@ -145,8 +138,10 @@ class GdeltClient(BaseNewsClient):
         """How far back GDELT answers (the ``history_days`` option, parsed by ``parse_history_days``)."""
         return int(self.options.get("history_days", DEFAULT_HISTORY_DAYS))
 
-    def _http_options(self) -> dict[str, Any]:
-        return http_options(self.rate_limited)
+    @classmethod
+    def _http_options(cls, rate_limited: bool) -> dict[str, Any]:
+        """One request per 5 s and a long back-off live; a short back-off against our own replay server."""
+        return {**super()._http_options(rate_limited), **(LIVE_RETRIES if rate_limited else REPLAY_RETRIES)}
 
     # -- fetch
 
@@ -413,7 +408,7 @@ PROVIDER = ProviderSpec(
     title="GDELT DOC 2.0",
     public_url="https://api.gdeltproject.org",
     docs=("https://blog.gdeltproject.org/gdelt-doc-2-0-api-debuts/",),
-    rate_limit=PROVIDER_RATE_LIMIT,
+    rate_limit=RateLimit(0.2, 1.0, "one request every 5 seconds (GDELT's 429 answer); sheds load anyway"),
     history="a rolling window of the last 3 months (CRYPTO_ASSETS_GDELT_HISTORY_DAYS, default 90)",
     access="keyless; titles only, no article body; sheds load with HTTP 429 even to polite clients",
     news_client=GdeltClient,
@@ -430,4 +425,4 @@ PROVIDER = ProviderSpec(
     ),
 )
 
-__all__ = ["PROVIDER", "GdeltClient", "GdeltReplay", "http_options", "make_http"]
+__all__ = ["PROVIDER", "GdeltClient", "GdeltReplay", "make_http"]

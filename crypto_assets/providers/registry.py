@@ -40,6 +40,12 @@ class RateLimit:
     def seconds_per_request(self) -> float:
         return 1.0 / self.per_second
 
+    def http_options(self, rate_limited: bool) -> dict[str, Any]:
+        """HttpClient's rate settings: this bucket, or none against servers you run yourself."""
+        if not rate_limited:
+            return {"rate_per_second": None}
+        return {"rate_per_second": self.per_second, "burst": self.burst}
+
 
 @dataclass(frozen=True)
 class SymbolMap:
@@ -68,6 +74,10 @@ class Option:
     default: Any
     parse: Callable[[str, str], Any]  # (variable, raw value) -> value; raises ConfigError
     description: str
+
+    def value(self, env: Mapping[str, str]) -> Any:
+        """The setting in ``env`` (a ConfigError naming the variable when malformed), else the default."""
+        return self.parse(self.env, env[self.env]) if self.env in env else self.default
 
 
 @dataclass(frozen=True)
@@ -152,13 +162,11 @@ class BaseClient:
         self.api_key = api_key or None
         self.rate_limited = rate_limited
         self.options = dict(options or {})
-        self.http = http or HttpClient(self.name, self.base_url, **self._http_options())
+        self.http = http or HttpClient(self.name, self.base_url, **self._http_options(rate_limited))
 
-    def _http_options(self) -> dict[str, Any]:
-        if not self.rate_limited:
-            return {"rate_per_second": None}
-        limit = provider(self.name).rate_limit
-        return {"rate_per_second": limit.per_second, "burst": limit.burst}
+    @classmethod
+    def _http_options(cls, rate_limited: bool) -> dict[str, Any]:
+        return provider(cls.name).rate_limit.http_options(rate_limited)
 
     def _auth_headers(self) -> dict[str, str]:
         """Credential headers, sent with every request (also through an injected HttpClient)."""
@@ -222,6 +230,29 @@ class Skipped:
     reason: str
 
 
+def client_config(
+    spec: ProviderSpec,
+    *,
+    urls: Mapping[str, str],
+    options: Mapping[str, Mapping[str, Any]],
+    keys: Mapping[str, str | None],
+    rate_limited: bool,
+) -> ClientConfig | None:
+    """How to build ``spec``'s clients; None for a key-only provider without its key (skipped, never called).
+
+    ``keys`` maps key variables (``CRYPTOCOMPARE_API_KEY``) to their values (None or "" when unset).
+    """
+    key = (keys.get(spec.key_env) or None) if spec.key_env else None
+    if spec.key_required and not key:
+        return None
+    return ClientConfig(
+        base_url=urls.get(spec.name, spec.public_url),
+        api_key=key,
+        rate_limited=rate_limited,
+        options=options.get(spec.name, {}),
+    )
+
+
 def build_clients(
     kind: str,
     names: Iterable[str],
@@ -231,24 +262,15 @@ def build_clients(
     keys: Mapping[str, str | None],
     rate_limited: bool,
 ) -> tuple[list[Any], list[Skipped]]:
-    """Clients of ``kind`` in the order of ``names``; a key-only provider without its key is skipped, never built.
-
-    ``keys`` maps key variables (``CRYPTOCOMPARE_API_KEY``) to their values (None or "" when unset).
-    """
+    """Clients of ``kind`` in the order of ``names``; a key-only provider without its key is skipped, never built."""
     clients: list[Any] = []
     skipped: list[Skipped] = []
     for name in names:
         spec = provider(name)
-        key = (keys.get(spec.key_env) or None) if spec.key_env else None
-        if spec.key_required and not key:
+        config = client_config(spec, urls=urls, options=options, keys=keys, rate_limited=rate_limited)
+        if config is None:
             skipped.append(Skipped(name, f"{name}: {spec.key_env} is not set; a key-only provider is skipped"))
             continue
-        config = ClientConfig(
-            base_url=urls.get(name, spec.public_url),
-            api_key=key,
-            rate_limited=rate_limited,
-            options=options.get(name, {}),
-        )
         clients.append(spec.client(kind, config))
     return clients, skipped
 
@@ -256,6 +278,16 @@ def build_clients(
 def key_variables() -> tuple[str, ...]:
     """Every provider key variable, e.g. ``CRYPTOCOMPARE_API_KEY``."""
     return tuple(sorted({spec.key_env for spec in _registry().values() if spec.key_env}))
+
+
+def provider_options(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each provider's options (RSS feeds, GDELT's history depth) from ``env``, the defaults where unset."""
+    return {spec.name: {option.name: option.value(env) for option in spec.options} for spec in all_providers()}
+
+
+def option_variables() -> tuple[str, ...]:
+    """Every provider option variable, e.g. ``CRYPTO_ASSETS_RSS_FEEDS``."""
+    return tuple(sorted({option.env for spec in _registry().values() for option in spec.options}))
 
 
 def markdown_table() -> str:
