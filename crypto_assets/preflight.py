@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from crypto_assets.config import Settings
+from crypto_assets.config import NEWS_PROVIDERS_ENV, PRICE_PROVIDERS_ENV, Settings
 from crypto_assets.errors import ProviderError
 from crypto_assets.http import CircuitBreaker, HttpClient
 from crypto_assets.providers import registry
@@ -56,10 +55,10 @@ def _url_hint(spec: ProviderSpec) -> str:
     return f" or point {spec.url_env} at another host" if spec.url_env else ""
 
 
-def classify(spec: ProviderSpec, error: ProviderError, has_key: bool) -> tuple[str, str]:
-    """(status, what to do) for a failed probe."""
+def classify(spec: ProviderSpec, kind: str, error: ProviderError, has_key: bool) -> tuple[str, str]:
+    """(status, what to do) for a failed probe of ``spec``'s ``kind`` client."""
     cause = error.cause.lower()
-    kind_var = "CRYPTO_ASSETS_PRICE_PROVIDERS" if PRICES in spec.kinds else "CRYPTO_ASSETS_NEWS_PROVIDERS"
+    kind_var = PRICE_PROVIDERS_ENV if kind == PRICES else NEWS_PROVIDERS_ENV
     body = getattr(error, "body", "").lower()
     if error.status == 451 or (error.status == 403 and any(w in body or w in cause for w in _RESTRICTED_WORDS)):
         return GEO_BLOCKED, f"not served from this location: put another provider first in {kind_var}{_url_hint(spec)}"
@@ -76,14 +75,7 @@ def classify(spec: ProviderSpec, error: ProviderError, has_key: bool) -> tuple[s
     return BAD_ANSWER, f"its answer did not parse: the API may have changed{_url_hint(spec)}"
 
 
-def probe_provider(
-    spec: ProviderSpec,
-    kind: str,
-    settings: Settings,
-    keys: Mapping[str, str | None],
-    *,
-    now: dt.datetime | None = None,
-) -> ProbeResult:
+def probe_provider(spec: ProviderSpec, kind: str, settings: Settings, keys: Mapping[str, str | None]) -> ProbeResult:
     """Probe one provider of ``kind`` with one small request."""
     config = registry.client_config(
         spec,
@@ -108,33 +100,26 @@ def probe_provider(
     client = spec.client(kind, config, http=http)
     started = time.monotonic()
     try:
-        detail = client.probe(now or dt.datetime.now(dt.UTC))
+        detail = client.probe(dt.datetime.now(dt.UTC))
     except ProviderError as exc:
         latency = round((time.monotonic() - started) * 1000)
-        status, action = classify(spec, exc, config.api_key is not None)
+        status, action = classify(spec, kind, exc, config.api_key is not None)
         return ProbeResult(spec.name, kind, status, latency, exc.cause, action)
     finally:
         http.close()
     return ProbeResult(spec.name, kind, OK, round((time.monotonic() - started) * 1000), detail, "")
 
 
-def probe_all(
-    settings: Settings,
-    *,
-    kinds: tuple[str, ...] = (PRICES, NEWS),
-    keys: Mapping[str, str | None] | None = None,
-    now: dt.datetime | None = None,
-) -> list[ProbeResult]:
-    """Probe every configured provider of ``kinds`` concurrently; results in configured order."""
-    keys = os.environ if keys is None else keys
-    jobs = [(registry.provider(name), kind) for kind in kinds for name in settings.providers(kind)]
+def probe_all(settings: Settings) -> list[ProbeResult]:
+    """Probe every configured provider concurrently; results in configured order, prices first."""
+    jobs = [(registry.provider(name), kind) for kind in (PRICES, NEWS) for name in settings.providers(kind)]
     # A probe's retry warnings would repeat what its result line says.
     http_log = logging.getLogger("crypto_assets.http")
     level = http_log.level
     http_log.setLevel(logging.ERROR)
     try:
         with ThreadPoolExecutor(max_workers=max(1, len(jobs)), thread_name_prefix="probe") as pool:
-            futures = [pool.submit(probe_provider, spec, kind, settings, keys, now=now) for spec, kind in jobs]
+            futures = [pool.submit(probe_provider, spec, kind, settings, os.environ) for spec, kind in jobs]
         return [future.result() for future in futures]
     finally:
         http_log.setLevel(level)
@@ -171,9 +156,9 @@ def as_json(results: list[ProbeResult]) -> str:
     return json.dumps([asdict(result) for result in results], indent=2)
 
 
-def bootstrap_preflight(settings: Settings, echo: Callable[[str], None], **options: Any) -> bool:
+def bootstrap_preflight(settings: Settings, echo: Callable[[str], None]) -> bool:
     """The bootstrap's pre-flight: print one line per provider; False when no price provider answers."""
-    results = probe_all(settings, **options)
+    results = probe_all(settings)
     echo("providers:")
     for r in results:
         latency = "" if r.latency_ms is None else f" ({r.latency_ms} ms)"

@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from crypto_assets.config import REPO_ROOT
-from crypto_assets.preflight import STATUSES
+from crypto_assets.config import NEWS_PROVIDERS_ENV, PRICE_PROVIDERS_ENV, REPO_ROOT, load_settings
+from crypto_assets.preflight import GEO_BLOCKED, STATUSES, probe_provider
+from crypto_assets.providers import registry
 from crypto_assets.replay.faults import FaultConfig
 from crypto_assets.replay.server import ReplayServer
 from crypto_assets_tests.conftest import make_pipeline_env
@@ -70,6 +71,21 @@ def test_a_down_venue_a_key_only_provider_and_a_healthy_one_are_told_apart(serve
     lines = table.stdout.splitlines()
     assert lines[0].split()[:4] == ["provider", "kind", "status", "latency"]
     assert any(line.split()[:3] == ["coinbase", "prices", "geo-blocked"] for line in lines)
+
+
+def test_a_failed_probe_names_the_variable_of_its_own_kind(server) -> None:
+    """CryptoCompare serves prices and news: a failed news probe says to edit the news providers, not the price ones."""
+    server.set_faults(FaultConfig(geo_blocked=["cryptocompare"]))
+    settings = load_settings(server.env())
+    keys = {"CRYPTOCOMPARE_API_KEY": "test-key-123"}
+    spec = registry.provider("cryptocompare")
+    for kind, variable, other in (
+        (registry.NEWS, NEWS_PROVIDERS_ENV, PRICE_PROVIDERS_ENV),
+        (registry.PRICES, PRICE_PROVIDERS_ENV, NEWS_PROVIDERS_ENV),
+    ):
+        result = probe_provider(spec, kind, settings, keys)
+        assert (result.kind, result.status) == (kind, GEO_BLOCKED)
+        assert variable in result.action and other not in result.action
 
 
 def test_exit_1_when_no_price_provider_answers_and_bootstrap_refuses_to_start(server, tmp_path) -> None:
