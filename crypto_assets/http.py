@@ -343,7 +343,7 @@ def _decode_text(response: requests.Response, body: bytes) -> str:
 class _Attempt:
     """Outcome of one HTTP attempt: either a value or a failure reason (and whether to retry)."""
 
-    __slots__ = ("exc_cls", "extra", "network", "reason", "retry_after", "retryable", "status", "value")
+    __slots__ = ("body", "exc_cls", "network", "reason", "retry_after", "retryable", "status", "value")
 
     def __init__(
         self,
@@ -353,7 +353,7 @@ class _Attempt:
         retryable: bool = False,
         retry_after: float | None = None,
         exc_cls: type[ProviderError] = ProviderError,
-        extra: dict[str, Any] | None = None,
+        body: str = "",
         status: int | None = None,
         network: bool = False,
     ) -> None:
@@ -364,7 +364,7 @@ class _Attempt:
         self.retryable = retryable
         self.retry_after = retry_after
         self.exc_cls = exc_cls
-        self.extra = extra or {}
+        self.body = body  # an HttpStatusError's body
 
 
 class HttpClient:
@@ -612,7 +612,7 @@ class HttpClient:
                 safe_url,
                 cause,
                 status=outcome.status,
-                body=self.redact(outcome.extra["body"]),
+                body=self.redact(outcome.body),
             )
         raise outcome.exc_cls(
             self.provider, safe_url, cause, retryable=outcome.retryable, status=outcome.status, network=outcome.network
@@ -695,7 +695,7 @@ class HttpClient:
             return _Attempt(
                 reason=f"HTTP {status}: {_excerpt(text, 200)}",
                 exc_cls=HttpStatusError,
-                extra={"body": text[:2000]},
+                body=text[:2000],
                 status=status,
             )
 

@@ -77,7 +77,6 @@ def error_of(provider: str, body: Any, *, url: str = "", status: int | None = No
 class BitstampClient(BasePriceClient):
     name = "bitstamp"
     symbols = SymbolMap("{sym}usd", lower=True)
-    # Published: 400 requests per second and 10,000 per 10 minutes (16.7/s sustained); stay far inside.
     limit = MAX_LIMIT
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
@@ -200,6 +199,7 @@ PROVIDER = ProviderSpec(
         "https://www.bitstamp.net/api/#tag/Market-info/operation/GetOHLCData",
         "https://www.bitstamp.net/api/#section/Response-codes",
     ),
+    # 10,000 requests per 10 minutes is 16.7/s sustained: 5/s stays far inside.
     rate_limit=RateLimit(5.0, 5.0, "400 requests per second, 10,000 requests per 10 minutes"),
     history="since each pair's listing (btcusd: 2011)",
     access="keyless; USD pairs (<sym>usd, lower case); lists fewer coins than Binance (no BNB)",

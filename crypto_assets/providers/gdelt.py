@@ -57,7 +57,6 @@ QUERY = "(bitcoin OR ethereum OR crypto OR cryptocurrency OR blockchain) sourcel
 MAX_RECORDS = 250
 DEFAULT_RECORDS = 75  # GDELT's default maxrecords for artlist
 SLOT = 15 * 60  # GDELT updates every 15 minutes: seendates fall on these slots
-MIN_WINDOW = SLOT
 TIME_FORMAT = "%Y%m%d%H%M%S"
 SEENDATE_FORMAT = "%Y%m%dT%H%M%SZ"
 HISTORY_ENV = "CRYPTO_ASSETS_GDELT_HISTORY_DAYS"
@@ -130,7 +129,6 @@ class GdeltClient(BaseNewsClient):
     name = "gdelt"
     query = QUERY
     max_records = MAX_RECORDS
-    min_window = MIN_WINDOW
     indexing_lag = dt.timedelta(minutes=15)  # GDELT's update cycle: the last quarter hour is not final yet
 
     @property
@@ -190,7 +188,7 @@ class GdeltClient(BaseNewsClient):
             if len(articles) < self.max_records:
                 leaves.append((lo, hi, OK, ""))
                 continue
-            middle = split_point(lo, hi, self.min_window)
+            middle = split_point(lo, hi)
             if middle is None:
                 leaves.append(
                     (lo, hi, OK, f"{len(articles)} articles in {(hi - lo) // 60} minutes from "
@@ -310,10 +308,10 @@ def as_datetime(seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
-def split_point(lo: int, hi: int, min_window: int) -> int | None:
+def split_point(lo: int, hi: int) -> int | None:
     """Where to halve ``[lo, hi)``: the middle, moved down to a 15-minute boundary when one lies inside; None when
-    the window is no longer than ``min_window``."""
-    if hi - lo <= min_window:
+    the window is no longer than 15 minutes."""
+    if hi - lo <= SLOT:
         return None
     middle = lo + (hi - lo) // 2
     aligned = middle - middle % SLOT
@@ -414,15 +412,7 @@ PROVIDER = ProviderSpec(
     news_client=GdeltClient,
     replay=GdeltReplay(),
     default_rank=1,
-    options=(
-        Option(
-            "history_days",
-            HISTORY_ENV,
-            DEFAULT_HISTORY_DAYS,
-            parse_history_days,
-            "days back from now that GDELT's DOC API answers; older windows are recorded skipped, never asked",
-        ),
-    ),
+    options=(Option("history_days", HISTORY_ENV, DEFAULT_HISTORY_DAYS, parse_history_days),),
 )
 
 __all__ = ["PROVIDER", "GdeltClient", "GdeltReplay", "make_http"]

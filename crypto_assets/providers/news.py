@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from crypto_assets.errors import ProviderError
-from crypto_assets.providers.prices import epoch_seconds, to_utc
+from crypto_assets.providers.prices import to_utc
 from crypto_assets.providers.registry import BaseClient
 
 log = logging.getLogger("crypto_assets.providers.news")
@@ -158,7 +158,6 @@ __all__ = [
     "NewsAnswer",
     "clip_to_now",
     "empty_news_frame",
-    "epoch_seconds",
     "iso_z",
     "raw_news_frame",
     "text_field",

@@ -73,8 +73,6 @@ def envelope_error(provider: str, body: Any, *, url: str = "", status: int | Non
 class OkxClient(BasePriceClient):
     name = "okx"
     symbols = SymbolMap("{sym}-USDT")
-    # Published: 20 requests per 2 seconds per IP for this endpoint. A bucket of 5/s with a burst of 5 sends at
-    # most 15 in any 2 s.
     limit = MAX_LIMIT
 
     def _fetch_bars(self, symbol: str, start_s: int, stop_s: int) -> list[Bar]:
@@ -205,6 +203,7 @@ PROVIDER = ProviderSpec(
         "https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-candlesticks-history",
         "https://www.okx.com/docs-v5/en/#error-code-rest-api",
     ),
+    # A bucket of 5/s with a burst of 5 sends at most 15 requests in any 2 s.
     rate_limit=RateLimit(5.0, 5.0, "20 requests per 2 seconds per IP (history-candles)"),
     history="years of hourly bars per spot pair (history-candles)",
     access="keyless; USDT pairs (<SYM>-USDT); unavailable to US residents",

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.errors import ProviderError, UnknownSymbolError
-from crypto_assets.http import HttpClient, HttpStatusError, circuit_state, merge_stats
+from crypto_assets.http import OPEN, HttpClient, HttpStatusError, merge_stats
 from crypto_assets.providers.registry import BaseClient
 from crypto_assets.symbols import validate_symbol
 
@@ -318,7 +318,7 @@ def _ask(client: PriceClient, symbol: str, days: list[dt.date], now: dt.datetime
                 answers[day] = _Answer(note=f"not listed ({_short(exc.cause, 80)})")
             return answers
         except ProviderError as exc:
-            if len(run) > 1 and circuit_state(client.name) != "open":
+            if len(run) > 1 and client.http.breaker.state != OPEN:
                 middle = len(run) // 2
                 pending[:0] = [run[:middle], run[middle:]]
                 continue

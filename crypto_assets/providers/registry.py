@@ -73,7 +73,6 @@ class Option:
     env: str
     default: Any
     parse: Callable[[str, str], Any]  # (variable, raw value) -> value; raises ConfigError
-    description: str
 
     def value(self, env: Mapping[str, str]) -> Any:
         """The setting in ``env`` (a ConfigError naming the variable when malformed), else the default."""
@@ -120,10 +119,6 @@ class ProviderSpec:
     def url_env(self) -> str | None:
         """``CRYPTO_ASSETS_<NAME>_URL``, for providers with a base URL."""
         return f"CRYPTO_ASSETS_{self.name.upper()}_URL" if self.public_url else None
-
-    @property
-    def keyless(self) -> bool:
-        return not self.key_required
 
     def client(self, kind: str, config: ClientConfig, *, http: Any = None) -> Any:
         """A new client of this provider for ``kind`` (``prices`` or ``news``); ``http``: an HttpClient to use."""

@@ -15,7 +15,6 @@ import calendar
 import datetime as dt
 import logging
 import re
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +28,6 @@ import pandas as pd
 
 from crypto_assets.config import http_url
 from crypto_assets.errors import ProviderError
-from crypto_assets.http import HttpClient
 from crypto_assets.providers.news import (
     FAILED,
     OK,
@@ -80,22 +78,16 @@ FEED_THREADS = 4
 
 
 def parse_feeds(variable: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated feed URLs."""
     return tuple(http_url(variable, feed) for feed in raw.split(","))
 
 
 class RssClient(BaseNewsClient):
     name = "rss"
 
-    def __init__(
-        self,
-        base_url: str = "",
-        *,
-        api_key: str | None = None,
-        rate_limited: bool = True,
-        options: Mapping[str, Any] | None = None,
-        http: HttpClient | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, rate_limited=rate_limited, options=options, http=http)
+    def __init__(self, base_url: str = "", **kwargs: Any) -> None:
+        """No base URL: the feeds (``options["feeds"]``, default DEFAULT_FEEDS) are full URLs."""
+        super().__init__(base_url, **kwargs)
         self.feed_urls = list(self.options.get("feeds", DEFAULT_FEEDS))
         self.last_errors: dict[str, str] = {}
 
@@ -292,5 +284,5 @@ PROVIDER = ProviderSpec(
     news_client=RssClient,
     replay=RssReplay(),
     default_rank=2,
-    options=(Option("feeds", FEEDS_ENV, DEFAULT_FEEDS, parse_feeds, "comma-separated feed URLs"),),
+    options=(Option("feeds", FEEDS_ENV, DEFAULT_FEEDS, parse_feeds),),
 )
