@@ -113,10 +113,7 @@ class BitstampClient(BasePriceClient):
         for index, row in enumerate(rows):
             if not isinstance(row, dict) or not {"timestamp", "open", "high", "low", "close", "volume"} <= row.keys():
                 raise bad_body(self.name, f"unexpected row shape at index {index}: {excerpt(row)}")
-            raw_ts = row["timestamp"]
-            if isinstance(raw_ts, str) and raw_ts.strip().isdigit():
-                raw_ts = int(raw_ts)
-            t = parse_time(self.name, raw_ts, index=index, row=row)
+            t = parse_time(self.name, row["timestamp"], index=index, row=row, digits=True)
             o, h, lo, c, v = (
                 parse_number(self.name, row[f], field_name=f, index=index, row=row)
                 for f in ("open", "high", "low", "close", "volume")

@@ -6,7 +6,6 @@ Rows are ``[time, low, high, open, close, volume]``. ``start`` and ``end`` are b
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from crypto_assets.errors import ProviderError, UnknownSymbolError
@@ -18,6 +17,7 @@ from crypto_assets.providers.prices import (
     bad_body,
     excerpt,
     expect_list,
+    iso_z,
     parse_number,
     parse_time,
 )
@@ -35,10 +35,6 @@ GRANULARITY = 3600
 MAX_CANDLES = 300
 
 
-def iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class CoinbaseClient(BasePriceClient):
     name = "coinbase"
     symbols = SymbolMap("{sym}-USD")
@@ -51,7 +47,7 @@ class CoinbaseClient(BasePriceClient):
         window_start = start_s
         while window_start < stop_s:
             window_stop = min(window_start + self.limit * HOUR, stop_s)
-            params = {"granularity": GRANULARITY, "start": iso(window_start), "end": iso(window_stop - HOUR)}
+            params = {"granularity": GRANULARITY, "start": iso_z(window_start), "end": iso_z(window_stop - HOUR)}
             bars.extend(self._get_parsed(path, params, self._parse, pair=product))
             window_start = window_stop
         return bars

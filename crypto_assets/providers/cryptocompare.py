@@ -20,13 +20,11 @@ import pandas as pd
 from crypto_assets.errors import ProviderError, UnknownSymbolError
 from crypto_assets.providers.news import (
     FAILED,
-    OK,
     BaseNewsClient,
     CoverageWindow,
+    answered_from,
     raw_news_frame,
     text_field,
-    whole_seconds,
-    window,
 )
 from crypto_assets.providers.prices import (
     HOUR,
@@ -35,8 +33,10 @@ from crypto_assets.providers.prices import (
     bad_body,
     epoch_seconds,
     excerpt,
+    expect_object,
     parse_number,
     parse_time,
+    whole_seconds,
 )
 from crypto_assets.providers.registry import NEWS, PRICES, BaseClient, ProviderSpec, RateLimit, SymbolMap
 from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, last_closed_open
@@ -54,9 +54,7 @@ KEY_REQUIRED_MESSAGE = "API key required, please refer to the documentation at h
 
 def check_envelope(provider: str, body: Any) -> None:
     """Raise for ``"Response": "Error"`` bodies: unknown pairs are UnknownSymbolError, rate limits retryable."""
-    if not isinstance(body, dict):
-        raise bad_body(provider, f"expected a JSON object, got {type(body).__name__}: {excerpt(body)}")
-    if body.get("Response") != "Error":
+    if expect_object(provider, body).get("Response") != "Error":
         return
     message = str(body.get("Message") or "no message")
     lowered = message.lower()
@@ -146,15 +144,11 @@ class CryptoCompareNewsClient(_ApiKeyHeader, BaseNewsClient):
         else:
             log.warning("cryptocompare news: stopped after %d pages before reaching %s", MAX_NEWS_PAGES, start)
         rows = [row for row in seen.values() if start_s <= row["published_at"] < end_s]
-        reached = dt.datetime.fromtimestamp(max(lts, start_s), dt.UTC)
-        coverage = []
-        if reached > start:
-            detail = f"stopped at {reached:%Y-%m-%d %H:%M}: {error.cause}" if error else "page limit reached"
-            coverage.append(window(start, reached, FAILED, detail=detail))
-        if end > reached:
-            answered = sum(1 for row in rows if row["published_at"] >= epoch_seconds(reached))
-            coverage.append(window(reached, end, OK, answered))
-        return raw_news_frame(rows), coverage
+        reached_s = max(lts, start_s)
+        reached = dt.datetime.fromtimestamp(reached_s, dt.UTC)
+        answered = sum(1 for row in rows if row["published_at"] >= reached_s)
+        why = f"stopped at {reached:%Y-%m-%d %H:%M}: {error.cause}" if error else "page limit reached"
+        return raw_news_frame(rows), answered_from(start, end, reached, answered, before=FAILED, why=why)
 
     def _page(self, lts: int) -> list[dict[str, Any]]:
         return self._get_parsed(NEWS_PATH, {"lang": "EN", "lTs": lts}, self._parse)
@@ -163,10 +157,7 @@ class CryptoCompareNewsClient(_ApiKeyHeader, BaseNewsClient):
         return f"{len(self._page(epoch_seconds(now)))} articles on the newest page"
 
     def _parse(self, body: Any) -> list[dict[str, Any]]:
-        if not isinstance(body, dict):
-            raise bad_body(self.name, f"expected a JSON object, got {type(body).__name__}: {excerpt(body)}")
-        if body.get("Response") == "Error":
-            check_envelope(self.name, body)
+        check_envelope(self.name, body)
         data = body.get("Data")
         if not isinstance(data, list):
             raise bad_body(self.name, f"no Data list in the answer: {excerpt(body)}")

@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import logging
 import re
+from bisect import bisect_left
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +46,7 @@ from crypto_assets.providers.news import (
     text_field,
     window,
 )
-from crypto_assets.providers.prices import bad_body, epoch_seconds, excerpt
+from crypto_assets.providers.prices import bad_body, epoch_seconds, excerpt, expect_object
 from crypto_assets.providers.registry import NEWS, Option, ProviderSpec, RateLimit
 from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, text_response
 
@@ -149,12 +150,13 @@ class GdeltClient(BaseNewsClient):
         start_s, end_s = epoch_seconds(start), epoch_seconds(end)
         horizon_s = epoch_seconds(now) - self.history_days * 86400
         coverage: list[CoverageWindow] = []
+        asked_s = start_s
         if start_s < horizon_s:
-            skipped_end = min(end_s, horizon_s)
+            asked_s = min(end_s, horizon_s)
             coverage.append(
                 window(
                     start,
-                    as_datetime(skipped_end) if skipped_end < end_s else end,
+                    as_datetime(asked_s) if asked_s < end_s else end,
                     SKIPPED,
                     detail=(
                         f"older than GDELT's rolling search window ({self.history_days} days before "
@@ -163,12 +165,11 @@ class GdeltClient(BaseNewsClient):
                     ),
                 )
             )
-            start_s = skipped_end
         rows: dict[str, dict[str, Any]] = {}
-        if start_s < end_s:
-            leaves = self._search(start_s, end_s, rows)
+        if asked_s < end_s:
+            leaves = self._search(asked_s, end_s, rows)
             coverage.extend(self._coverage(leaves, rows, first=start if not coverage else None, last=end))
-        kept = [row for row in rows.values() if epoch_seconds(start) <= row["published_at"] < epoch_seconds(end)]
+        kept = [row for row in rows.values() if start_s <= row["published_at"] < end_s]
         return raw_news_frame(kept), coverage
 
     def _search(self, start_s: int, end_s: int, rows: dict[str, dict[str, Any]]) -> list[tuple[int, int, str, str]]:
@@ -223,7 +224,7 @@ class GdeltClient(BaseNewsClient):
                 merged.append([lo, hi, status, detail])
         windows = []
         for index, (lo, hi, status, detail) in enumerate(merged):
-            count = sum(1 for t in times if lo <= t < hi) if status == OK else 0
+            count = bisect_left(times, hi) - bisect_left(times, lo) if status == OK else 0
             lo_dt = first if index == 0 and first is not None else as_datetime(lo)
             hi_dt = last if index == len(merged) - 1 else as_datetime(hi)
             windows.append(window(lo_dt, hi_dt, status, count, detail))
@@ -268,9 +269,7 @@ class GdeltClient(BaseNewsClient):
         raise ProviderError(self.name, "", f"GDELT rejected the query: {stripped[:200]}", retryable=False)
 
     def _articles(self, body: Any) -> list[dict[str, Any]]:
-        if not isinstance(body, dict):
-            raise bad_body(self.name, f"expected a JSON object, got {type(body).__name__}: {excerpt(body)}")
-        items = body.get("articles", [])  # {} means no article matched
+        items = expect_object(self.name, body).get("articles", [])  # {} means no article matched
         if not isinstance(items, list):
             raise bad_body(self.name, f"articles is not a list: {excerpt(items)}")
         rows: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from crypto_assets.providers.prices import (
     BasePriceClient,
     bad_body,
     excerpt,
+    expect_object,
     parse_number,
     parse_time,
 )
@@ -50,9 +51,7 @@ class KrakenClient(BasePriceClient):
         return bars
 
     def _parse(self, body: Any) -> tuple[list[Bar], int | None]:
-        if not isinstance(body, dict):
-            raise bad_body(self.name, f"expected a JSON object, got {type(body).__name__}: {excerpt(body)}")
-        errors = body.get("error")
+        errors = expect_object(self.name, body).get("error")
         if errors:
             messages = [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]
             text = "; ".join(messages)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -60,11 +59,6 @@ def text_field(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def iso_z(seconds: int) -> str:
-    """``2022-05-04T00:00:00Z``"""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True)
 class CoverageWindow:
     """One provider answer's window ``[start, end)`` and what became of it (``ok``, ``failed``, ``skipped``)."""
@@ -107,6 +101,28 @@ def window(start: dt.datetime, end: dt.datetime, status: str, articles: int = 0,
     return CoverageWindow(to_utc(start), to_utc(end), status, articles, detail)
 
 
+def answered_from(
+    start: dt.datetime,
+    end: dt.datetime,
+    reached: dt.datetime,
+    articles: int,
+    *,
+    before: str,
+    why: str,
+    detail: str = "",
+) -> list[CoverageWindow]:
+    """Coverage of ``[start, end)`` by an answer that reaches back to ``reached`` only (newest-first pages that
+    stopped, a feed's oldest item): ``[reached, end)`` is ``ok`` with ``articles`` (and ``detail``), the part
+    before it ``before`` (failed or skipped) for ``why``. ``reached`` outside the window leaves one of the two."""
+    reached = min(max(reached, start), end)
+    coverage = []
+    if reached > start:
+        coverage.append(window(start, reached, before, detail=why))
+    if end > reached:
+        coverage.append(window(reached, end, OK, articles, detail))
+    return coverage
+
+
 class BaseNewsClient(BaseClient):
     """A news provider's client: subclasses implement ``_fetch`` (which may raise ProviderError) and ``probe``."""
 
@@ -137,17 +153,6 @@ class BaseNewsClient(BaseClient):
         raise NotImplementedError
 
 
-def whole_seconds(value: Any) -> int | None:
-    """An epoch-seconds integer from an int, an integral float or a digit string; None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value if isinstance(value, int) else None
-
-
 __all__ = [
     "FAILED",
     "OK",
@@ -156,11 +161,10 @@ __all__ = [
     "BaseNewsClient",
     "CoverageWindow",
     "NewsAnswer",
+    "answered_from",
     "clip_to_now",
     "empty_news_frame",
-    "iso_z",
     "raw_news_frame",
     "text_field",
-    "whole_seconds",
     "window",
 ]

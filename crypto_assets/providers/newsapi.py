@@ -21,12 +21,12 @@ from crypto_assets.providers.news import (
     SKIPPED,
     BaseNewsClient,
     CoverageWindow,
-    iso_z,
+    answered_from,
     raw_news_frame,
     text_field,
     window,
 )
-from crypto_assets.providers.prices import bad_body, epoch_seconds, excerpt
+from crypto_assets.providers.prices import bad_body, epoch_seconds, excerpt, expect_object, iso_z
 from crypto_assets.providers.registry import NEWS, ProviderSpec, RateLimit
 from crypto_assets.replay.wire import ReplayRequest, ReplayRoutes, Response, json_response, query_time
 
@@ -88,10 +88,8 @@ class NewsApiClient(BaseNewsClient):
             return raw_news_frame(kept), [window(start, end, OK, len(kept))]
         # Newest first and cut by the plan: only from the oldest article reached is the window known.
         reached = dt.datetime.fromtimestamp(min(row["published_at"] for row in kept), dt.UTC)
-        coverage = [window(reached, end, OK, len(kept))]
-        if reached > start:
-            coverage.insert(0, window(start, reached, SKIPPED, detail="the plan's result limit was reached"))
-        return raw_news_frame(kept), coverage
+        why = "the plan's result limit was reached"
+        return raw_news_frame(kept), answered_from(start, end, reached, len(kept), before=SKIPPED, why=why)
 
     def probe(self, now: dt.datetime) -> str:
         end_s = epoch_seconds(now)
@@ -111,9 +109,7 @@ class NewsApiClient(BaseNewsClient):
             raise
 
     def _parse(self, body: Any) -> tuple[list[dict[str, Any]], int]:
-        if not isinstance(body, dict):
-            raise bad_body(self.name, f"expected a JSON object, got {type(body).__name__}: {excerpt(body)}")
-        if body.get("status") != "ok":
+        if expect_object(self.name, body).get("status") != "ok":
             raise ProviderError(
                 self.name, "", f"error response {body.get('code')}: {body.get('message')}", retryable=False
             )
@@ -172,7 +168,7 @@ class NewsApiReplay(ReplayRoutes):
                 "description": item["body"],
                 "url": item["url"],
                 "urlToImage": None,
-                "publishedAt": dt.datetime.fromtimestamp(item["published_on"], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "publishedAt": iso_z(item["published_on"]),
                 "content": None,
             }
             for item in shown

@@ -27,6 +27,7 @@ from crypto_assets.providers.prices import (
     BasePriceClient,
     bad_body,
     excerpt,
+    expect_object,
     parse_number,
     parse_time,
 )
@@ -98,9 +99,7 @@ class OkxClient(BasePriceClient):
 
     def _parse(self, body: Any) -> tuple[list[Bar], int]:
         """Finished bars of one answer (ascending) and the number of rows the answer held."""
-        if not isinstance(body, dict):
-            raise bad_body(self.name, f"expected a JSON object, got {type(body).__name__}: {excerpt(body)}")
-        error = envelope_error(self.name, body)
+        error = envelope_error(self.name, expect_object(self.name, body))
         if error is not None:
             raise error
         if "code" not in body:
@@ -112,10 +111,7 @@ class OkxClient(BasePriceClient):
         for index, row in enumerate(rows):
             if not isinstance(row, list) or len(row) < 6:
                 raise bad_body(self.name, f"unexpected row shape at index {index}: {excerpt(row)}")
-            raw_ts = row[0]
-            if isinstance(raw_ts, str) and raw_ts.strip().isdigit():
-                raw_ts = int(raw_ts)
-            t = parse_time(self.name, raw_ts, index=index, row=row, divisor=1000)
+            t = parse_time(self.name, row[0], index=index, row=row, divisor=1000, digits=True)
             o, h, lo, c, v = (
                 parse_number(self.name, row[i], field_name=f, index=index, row=row)
                 for i, f in ((1, "open"), (2, "high"), (3, "low"), (4, "close"), (5, "volume"))

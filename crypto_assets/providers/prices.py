@@ -58,6 +58,22 @@ def epoch_seconds(value: dt.datetime) -> int:
     return math.floor(to_utc(value).timestamp())
 
 
+def iso_z(seconds: int) -> str:
+    """``2022-05-04T00:00:00Z``"""
+    return dt.datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def whole_seconds(value: Any) -> int | None:
+    """An epoch-seconds integer from an int, an integral float or a digit string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
 def floor_hour(seconds: int) -> int:
     return seconds - seconds % HOUR
 
@@ -92,16 +108,15 @@ def parse_number(provider: str, value: Any, *, field_name: str, index: int, row:
     return number
 
 
-def parse_time(provider: str, value: Any, *, index: int, row: Any, divisor: int = 1) -> int:
-    """Epoch seconds (``divisor=1000`` for milliseconds) that must be an integer on the hour."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise bad_body(provider, f"time {value!r} is not an integer in row at index {index}: {excerpt(row)}")
-    if value % divisor:
-        raise bad_body(provider, f"time {value!r} is not on a whole second in row at index {index}: {excerpt(row)}")
-    seconds = value // divisor
+def parse_time(provider: str, value: Any, *, index: int, row: Any, divisor: int = 1, digits: bool = False) -> int:
+    """Epoch seconds (``divisor=1000`` for milliseconds) that must be an integer on the hour; with ``digits``, a
+    string of digits is one too."""
+    whole = whole_seconds(value) if digits or not isinstance(value, str) else None
+    if whole is None:
+        raise bad_body(provider, f"time {value!r} is not an integer in row at index {index}: {excerpt(row)}")
+    if whole % divisor:
+        raise bad_body(provider, f"time {whole!r} is not on a whole second in row at index {index}: {excerpt(row)}")
+    seconds = whole // divisor
     if seconds % HOUR:
         raise bad_body(provider, f"bar time {seconds} is not on the hour in row at index {index}: {excerpt(row)}")
     return seconds
@@ -110,6 +125,12 @@ def parse_time(provider: str, value: Any, *, index: int, row: Any, divisor: int 
 def expect_list(provider: str, value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise bad_body(provider, f"expected a JSON list of {what}, got {type(value).__name__}: {excerpt(value)}")
+    return value
+
+
+def expect_object(provider: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_body(provider, f"expected a JSON object, got {type(value).__name__}: {excerpt(value)}")
     return value
 
 

@@ -30,10 +30,10 @@ from crypto_assets.config import http_url
 from crypto_assets.errors import ProviderError
 from crypto_assets.providers.news import (
     FAILED,
-    OK,
     SKIPPED,
     BaseNewsClient,
     CoverageWindow,
+    answered_from,
     raw_news_frame,
     text_field,
     window,
@@ -117,14 +117,10 @@ class RssClient(BaseNewsClient):
         failures = "; ".join(self.last_errors.values())
         if self.feed_urls and len(self.last_errors) == len(self.feed_urls):
             return raw_news_frame([]), [window(start, end, FAILED, detail=f"every feed failed: {failures}")]
-        coverage: list[CoverageWindow] = []
         detail = f"{len(self.last_errors)} of {len(self.feed_urls)} feeds failed: {failures}" if failures else ""
         listed_from = datetime.fromtimestamp(oldest, UTC) if oldest is not None else end
-        if listed_from > start:
-            listed = f"feeds list items from {listed_from:%Y-%m-%d %H:%M} UTC only" if oldest else "feeds are empty"
-            coverage.append(window(start, min(listed_from, end), SKIPPED, detail=listed))
-        if end > listed_from:
-            coverage.append(window(max(listed_from, start), end, OK, len(rows), detail))
+        why = f"feeds list items from {listed_from:%Y-%m-%d %H:%M} UTC only" if oldest else "feeds are empty"
+        coverage = answered_from(start, end, listed_from, len(rows), before=SKIPPED, why=why, detail=detail)
         return raw_news_frame(rows), coverage
 
     def _get_feed(self, feed_url: str) -> str:
