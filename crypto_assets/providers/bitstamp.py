@@ -29,6 +29,7 @@ from crypto_assets.providers.prices import (
     BasePriceClient,
     bad_body,
     excerpt,
+    floor_hour,
     parse_number,
     parse_time,
 )
@@ -39,6 +40,7 @@ from crypto_assets.replay.wire import (
     Response,
     html_response,
     json_response,
+    last_closed_open,
     money,
     plain,
 )
@@ -156,10 +158,7 @@ class BitstampReplay(ReplayRoutes):
         exclude_current = (request.one("exclude_current_candle") or "").lower() in ("true", "1")
 
         series = request.series(symbol)
-        clock = request.clock_s
-        newest = clock - clock % HOUR  # the running bar opened here
-        if exclude_current:
-            newest -= HOUR
+        newest = last_closed_open(request.clock_s) if exclude_current else floor_hour(request.clock_s)
         if end is not None:  # "If both start and end timestamps are posted, end timestamp will be used."
             bars = series.bars(-(2**62), min(end, newest), last=limit)
         elif start is not None:

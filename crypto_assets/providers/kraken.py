@@ -28,6 +28,7 @@ ROWS_KEPT = 720
 MAX_PAGES = 10
 # Kraken's result key for a pair differs from the pair name for its oldest markets.
 RESULT_KEYS = {"XBTUSD": "XXBTZUSD", "ETHUSD": "XETHZUSD", "XRPUSD": "XXRPZUSD"}
+PAIR_NAMES = {key: name for name, key in RESULT_KEYS.items()}
 RETRYABLE_ERRORS = ("EAPI:Rate limit", "EService:Unavailable", "EService:Busy", "EGeneral:Temporary lockout")
 
 
@@ -99,14 +100,11 @@ class KrakenReplay(ReplayRoutes):
         pair = request.one("pair")
         if not pair:
             return invalid()
-        pairs: dict[str, tuple[str, str]] = {}
-        for symbol in request.data.series:
-            name = KrakenClient.symbols.to_provider(symbol)
-            key = RESULT_KEYS.get(name, name)
-            pairs[name] = pairs[key] = (symbol, key)
-        if pair not in pairs:
+        name = PAIR_NAMES.get(pair, pair)  # the pair's name or its result key (XXBTZUSD) both work
+        symbol = request.symbol_for(PROVIDER, name)
+        if symbol is None:
             return json_response({"error": ["EQuery:Unknown asset pair"]})
-        symbol, key = pairs[pair]
+        key = RESULT_KEYS.get(name, name)
         interval = request.integer("interval", invalid) or 1
         since = request.integer("since", invalid)
         if interval != 60:  # only hourly data is bundled (the real API also has 1 ... 21600 minutes)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 from crypto_assets.errors import ConfigError
@@ -156,6 +157,7 @@ class FaultConfig:
             holes.append({"symbol": hole["symbol"], "start": start.strftime("%Y-%m-%dT%H:%M"), "hours": hours,
                           "providers": providers})  # fmt: skip
         self.holes = holes
+        self._missing: dict[tuple[str, str], tuple[int | None, int | None, frozenset[int]]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,29 +186,30 @@ class FaultConfig:
         """The corruptions of ``provider``'s answers for ``symbol``."""
         return [*self.corrupt.get(provider, []), *self.corrupt.get(f"{provider}:{symbol}", [])]
 
-    def missing_opens(self, provider: str, symbol: str) -> tuple[int | None, int | None, set[int]]:
+    def missing_opens(self, provider: str, symbol: str) -> tuple[int | None, int | None, frozenset[int]]:
         """(first, end) bounds in epoch seconds from the listing / delisting (None: unbounded) and the bar opens
-        a hole removes from ``provider``'s answers for ``symbol``."""
-        first = _day_seconds(self.listings[symbol]) if symbol in self.listings else None
-        end = _day_seconds(self.delistings[symbol]) + 86400 if symbol in self.delistings else None
-        removed: set[int] = set()
-        for hole in self.holes:
-            if hole["symbol"] == symbol and (not hole["providers"] or provider in hole["providers"]):
-                start = int(datetime.fromisoformat(hole["start"]).replace(tzinfo=UTC).timestamp())
-                removed.update(start + 3600 * h for h in range(hole["hours"]))
-        return first, end, removed
+        a hole removes from ``provider``'s answers for ``symbol``; worked out once per provider and symbol."""
+        found = self._missing.get((provider, symbol))
+        if found is None:
+            first = _day_seconds(self.listings[symbol]) if symbol in self.listings else None
+            end = _day_seconds(self.delistings[symbol]) + 86400 if symbol in self.delistings else None
+            removed = frozenset(
+                int(datetime.fromisoformat(hole["start"]).replace(tzinfo=UTC).timestamp()) + 3600 * h
+                for hole in self.holes
+                if hole["symbol"] == symbol and (not hole["providers"] or provider in hole["providers"])
+                for h in range(hole["hours"])
+            )
+            found = self._missing[(provider, symbol)] = (first, end, removed)
+        return found
 
-    def down_day_ranges(self) -> list[tuple[int, int]]:
+    @cached_property
+    def _down_ranges(self) -> list[tuple[int, int]]:
         """Each down day as ``[start_s, end_s)`` in epoch seconds (UTC)."""
-        ranges = []
-        for day in self.down_days:
-            start = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC)
-            ranges.append((int(start.timestamp()), int((start + timedelta(days=1)).timestamp())))
-        return ranges
+        return [(start, start + 86400) for start in map(_day_seconds, self.down_days)]
 
     def overlaps_down_day(self, lo_s: int, hi_s: int) -> bool:
         """Whether bar opens in ``[lo_s, hi_s]`` touch a down day."""
-        return any(lo_s < end and hi_s >= start for start, end in self.down_day_ranges())
+        return any(lo_s < end and hi_s >= start for start, end in self._down_ranges)
 
 
 def _day_seconds(day: str) -> int:

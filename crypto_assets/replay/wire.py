@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from crypto_assets.providers.prices import HOUR, floor_hour
 from crypto_assets.replay.data import NewsIndex, Series
 from crypto_assets.replay.faults import corrupt_bars, junk, shuffle_rows
 
 if TYPE_CHECKING:
     from crypto_assets.providers.registry import ProviderSpec
     from crypto_assets.replay.faults import FaultConfig
-
-HOUR = 3600
 
 
 @dataclass
@@ -68,10 +67,6 @@ def money(value: Any) -> Any:
 def plain(value: Any) -> Any:
     """A price as a shortest-repr decimal string."""
     return value if isinstance(value, str) else repr(float(value))
-
-
-def floor_hour(t: int) -> int:
-    return t - t % HOUR
 
 
 def last_closed_open(clock_s: int) -> int:
