@@ -5,12 +5,14 @@ Everything runs a real server on a free local port and talks to it with plain ``
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -26,7 +28,7 @@ from crypto_assets.providers.rss import FEEDS, feed_members
 from crypto_assets.replay import REPLAY_DIR, FaultConfig, ReplayServer, load_bundled_news, load_bundled_prices
 from crypto_assets.replay.data import bundled_news_index
 from crypto_assets.replay.faults import decide
-from crypto_assets.replay.server import main
+from crypto_assets.replay.server import add_arguments, faults_from_args, main
 
 BTC_FIRST_OPEN_MS = 1651622400000  # 2022-05-04 00:00 UTC
 BTC_FIRST = (37728.95, 37943.66, 37670.0, 37902.06, 1198.37701)  # open, high, low, close, volume
@@ -482,6 +484,20 @@ def test_main_rejects_bad_options(capsys):
     assert main(["--corrupt", "binance"]) == 2
     assert main(["--down", "ftx"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_corrupt_option_names_a_provider_or_one_of_its_symbols(capsys):
+    """``--corrupt okx:ETH:nan_close`` (as data/replay/README.md shows it) corrupts OKX's ETH answers only."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--corrupt", "okx:ETH:nan_close", "--corrupt", "binance:gap,duplicates"])
+    config = faults_from_args(args)
+    assert config.corrupt == {"okx:ETH": ["nan_close"], "binance": ["gap", "duplicates"]}
+    assert config.corruptions("okx", "ETH") == ["nan_close"] and config.corruptions("okx", "BTC") == []
+    stop = threading.Event()
+    stop.set()
+    assert main(["--port", "0", "--corrupt", "okx:ETH:nan_close"], stop_event=stop) == 0
+    assert "error:" not in capsys.readouterr().err
 
 
 def test_main_serves_until_sigterm():

@@ -415,8 +415,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--corrupt",
         action="append",
         default=[],
-        metavar="PROVIDER:KIND[,KIND]",
-        help=f"corrupt a provider's price bodies, kinds from {','.join(CORRUPTIONS)}; repeatable",
+        metavar="PROVIDER[:SYMBOL]:KIND[,KIND]",
+        help=(
+            f"corrupt a provider's price bodies (of one symbol only: okx:ETH:nan_close), kinds from "
+            f"{','.join(CORRUPTIONS)}; repeatable"
+        ),
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic fault stream")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -429,10 +432,13 @@ def _names(text: str) -> list[str]:
 def faults_from_args(args: argparse.Namespace) -> FaultConfig:
     corrupt: dict[str, list[str]] = {}
     for spec in args.corrupt:
-        provider, sep, kinds = spec.partition(":")
-        if not sep or not kinds:
-            raise ConfigError(f"--corrupt {spec!r}: expected PROVIDER:KIND[,KIND], e.g. binance:gap,duplicates")
-        corrupt.setdefault(provider, []).extend(kinds.split(","))
+        target, sep, kinds = spec.rpartition(":")
+        if not sep or not target or not kinds:
+            raise ConfigError(
+                f"--corrupt {spec!r}: expected PROVIDER[:SYMBOL]:KIND[,KIND], e.g. binance:gap,duplicates or "
+                "okx:ETH:nan_close"
+            )
+        corrupt.setdefault(target, []).extend(kinds.split(","))
     shed: dict[str, Any] = {}
     for spec in args.shed:
         provider, sep, share = spec.partition(":")
