@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
-from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings, run_retention_days
+from crypto_assets.config import IS_CHECKOUT, REPO_ROOT, SHARE_DIR, load_settings
 from crypto_assets.errors import ConfigError
 from crypto_assets.replay.server import add_arguments as add_replay_arguments
 from crypto_assets.symbols import parse_symbols
@@ -99,7 +99,6 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from crypto_assets.alerts import webhook_url
 
     webhook_url()  # a malformed CRYPTO_ASSETS_ALERT_WEBHOOK is bad input too: refused before anything runs
-    run_retention_days()  # likewise CRYPTO_ASSETS_RUN_RETENTION_DAYS (the definitions read it)
     home = _dagster_home()
     from crypto_assets import bootstrap  # heavy imports (Dagster) only once the input is valid
     from crypto_assets.preflight import bootstrap_preflight

@@ -90,21 +90,49 @@ def number(variable: str, raw: str, *, whole: bool, minimum: float, maximum: flo
     return value
 
 
+def _number_setting(
+    env: Mapping[str, str] | None,
+    variable: str,
+    default: float,
+    *,
+    whole: bool,
+    minimum: float,
+    maximum: float,
+    meaning: str,
+) -> float:
+    """``variable`` of ``env`` (default: the process environment) read by ``number``; ``default`` when unset."""
+    raw = (os.environ if env is None else env).get(variable)
+    if raw is None:
+        return default
+    return number(variable, raw, whole=whole, minimum=minimum, maximum=maximum, meaning=meaning)
+
+
 LOCK_TIMEOUT_ENV = "CRYPTO_ASSETS_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT_S = 120.0
+RUN_RETENTION_ENV = "CRYPTO_ASSETS_RUN_RETENTION_DAYS"
+DEFAULT_RUN_RETENTION_DAYS = 30
 
 
 def configured_lock_timeout(env: Mapping[str, str] | None = None) -> float:
     """How long a writer waits for the warehouse's lock: ``CRYPTO_ASSETS_LOCK_TIMEOUT`` seconds (default 120)."""
-    raw = (os.environ if env is None else env).get(LOCK_TIMEOUT_ENV)
-    if raw is None:
-        return DEFAULT_LOCK_TIMEOUT_S
-    return number(LOCK_TIMEOUT_ENV, raw, whole=False, minimum=0, maximum=86_400, meaning="seconds")
+    return _number_setting(
+        env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT_S, whole=False, minimum=0, maximum=86_400, meaning="seconds"
+    )
+
+
+def run_retention_days(env: Mapping[str, str] | None = None) -> int:
+    """Days a finished run is kept in the Dagster instance (``crypto_assets.defs.housekeeping``)."""
+    days = _number_setting(
+        env, RUN_RETENTION_ENV, DEFAULT_RUN_RETENTION_DAYS, whole=True, minimum=1, maximum=36_500, meaning="days"
+    )
+    return int(days)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    configured_lock_timeout(env)  # a bad value is refused here, before anything runs
+    # Read elsewhere (the warehouse, the housekeeping job), refused here when malformed, before anything runs.
+    configured_lock_timeout(env)
+    run_retention_days(env)
     duckdb_raw = env.get("CRYPTO_ASSETS_DUCKDB")
     if duckdb_raw is not None and not duckdb_raw.strip():
         raise ConfigError("CRYPTO_ASSETS_DUCKDB is empty: set it to a file path such as data/crypto.duckdb")
@@ -130,15 +158,3 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # off only for servers you run yourself (the replay server sets it): the limits protect the providers.
         rate_limits=_switch(env, "CRYPTO_ASSETS_RATE_LIMITS", default=True),
     )
-
-
-RUN_RETENTION_VARIABLE = "CRYPTO_ASSETS_RUN_RETENTION_DAYS"
-DEFAULT_RUN_RETENTION_DAYS = 30
-
-
-def run_retention_days(env: Mapping[str, str] | None = None) -> int:
-    """Days a finished run is kept in the Dagster instance (``crypto_assets.defs.housekeeping``)."""
-    raw = (os.environ if env is None else env).get(RUN_RETENTION_VARIABLE)
-    if raw is None:
-        return DEFAULT_RUN_RETENTION_DAYS
-    return int(number(RUN_RETENTION_VARIABLE, raw, whole=True, minimum=1, maximum=36_500, meaning="days"))
