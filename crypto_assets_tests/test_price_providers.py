@@ -26,7 +26,7 @@ from crypto_assets.providers.cryptocompare import CryptoCompareClient
 from crypto_assets.providers.kraken import KrakenClient
 from crypto_assets.providers.prices import PRICE_COLUMNS, FailoverResult, fetch_prices_with_failover
 from crypto_assets_tests.fakes import FakeTime
-from crypto_assets_tests.fixtures_util import SLICES, provider_fixture
+from crypto_assets_tests.fixtures_util import CC_ERRORS, SLICES, provider_fixture
 from crypto_assets_tests.provider_util import make, seen
 
 with gzip.open(SLICES / "BTC_USDT-1h_first1500.json.gz", "rt") as fh:
@@ -342,14 +342,7 @@ def test_cryptocompare_pages_backwards_and_skips_pre_listing_zeros(httpserver: H
     assert all(SECRET not in r.url for r in requests)
 
 
-@pytest.mark.parametrize(
-    "example",
-    [
-        provider_fixture("cryptocompare", f"error_{name}_http200-recorded.json")
-        for name in ("path-does-not-exist", "fsym-required", "auth-key-needed")
-    ],
-    ids=lambda e: e["Message"][:20],
-)
+@pytest.mark.parametrize("example", CC_ERRORS, ids=lambda e: e["Message"][:20])
 def test_cryptocompare_error_envelope(httpserver: HTTPServer, fake: FakeTime, example: dict) -> None:
     httpserver.expect_request("/data/v2/histohour").respond_with_json(example)
     with pytest.raises(ProviderError) as info:
