@@ -7,52 +7,21 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from dagster import AssetKey, AssetPartitionStatus, DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus
 
 from crypto_assets.bootstrap import _next_step, _root_cause
-from crypto_assets.defs.common import daily_partitions
 from crypto_assets.http import UNRESOLVED_HOST
-from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
+from crypto_assets.replay.data import load_bundled_news
 from crypto_assets.replay.faults import FaultConfig
+from crypto_assets_tests.e2e_util import PRICE_COLUMNS, bundled_prices, query, stored_prices
 
 pytestmark = pytest.mark.slow
-
-PRICE_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
-
-
-def query(path, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(path), read_only=True) as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        return conn.execute(sql).df()
-
-
-def bundled(symbols=None, start=None, end=None) -> pd.DataFrame:
-    frame = load_bundled_prices()
-    if symbols is not None:
-        frame = frame[frame["symbol"].isin(symbols)]
-    if start is not None:
-        frame = frame[(frame["ts"] >= pd.Timestamp(start, tz="UTC")) & (frame["ts"] < pd.Timestamp(end, tz="UTC"))]
-    return frame.sort_values(["symbol", "ts"]).reset_index(drop=True)[PRICE_COLUMNS]
-
-
-def stored_prices(path) -> pd.DataFrame:
-    frame = query(path, "SELECT * FROM raw.prices ORDER BY symbol, ts")
-    frame["ts"] = frame["ts"].dt.tz_convert("UTC").dt.as_unit("ns")
-    return frame
-
-
-def partition_status(pipeline_env, *days: str) -> dict[str, AssetPartitionStatus | None]:
-    """raw/prices' partition status as the UI shows it, read from the run's instance."""
-    instance = DagsterInstance.from_config(str(pipeline_env.dagster_home))
-    status = instance.get_status_by_partition(AssetKey(["raw", "prices"]), list(days), daily_partitions)
-    return dict(status or {})
 
 
 def test_demo_bootstrap_lands_exactly_the_bundled_bars(demo_pipeline):
     prices = stored_prices(demo_pipeline.duckdb_path)
     assert len(prices) == 6 * 2160
-    expected = bundled()
-    expected["ts"] = expected["ts"].dt.as_unit("ns")
+    expected = bundled_prices()
     pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], expected, check_exact=True)
     assert set(prices["provider"]) == {"binance"}
 
@@ -90,8 +59,7 @@ def test_failover_to_the_next_provider_records_it(pipeline_env):
     assert done.returncode == 0, done.stdout + done.stderr
     prices = stored_prices(pipeline_env.duckdb_path)
     assert set(prices["provider"]) == {"okx"}  # the next provider of the default order
-    expected = bundled(["BTC", "ETH"], "2022-05-10", "2022-05-12")
-    expected["ts"] = expected["ts"].dt.as_unit("ns")
+    expected = bundled_prices(["BTC", "ETH"], "2022-05-10", "2022-05-11")
     pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], expected, check_exact=True)
     # The circuit breaker opened after 5 failed calls of 5 attempts (the other symbol, fetched concurrently, may
     # have had one more call in flight), plus at most one half-open probe: the dead provider was not hammered.
@@ -168,8 +136,7 @@ def test_a_day_no_provider_serves_fails_alone_and_recovers(pipeline_env):
     assert "load it:" in done.stdout and "next:" not in done.stdout
     assert "recomputing 2022-05-06 .. 2022-05-06" in done.stdout  # its look-back reaches the day just filled
     prices = stored_prices(pipeline_env.duckdb_path)
-    expected = bundled(["BTC"], "2022-05-04", "2022-05-07")
-    expected["ts"] = expected["ts"].dt.as_unit("ns")
+    expected = bundled_prices(["BTC"], "2022-05-04", "2022-05-06")
     pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], expected, check_exact=True)
     statuses = query(pipeline_env.duckdb_path, "SELECT DISTINCT status FROM raw.price_coverage")["status"]
     assert list(statuses) == ["complete"]

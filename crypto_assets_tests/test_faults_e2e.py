@@ -10,6 +10,7 @@ during a bootstrap (test_reader_safety.py).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -33,15 +34,15 @@ from crypto_assets.defs.prices import PRICE_FETCH_THREADS
 from crypto_assets.preflight import PROBE_ATTEMPTS
 from crypto_assets.providers.rss import RssClient
 from crypto_assets.replay import server as replay_server_module
-from crypto_assets.replay.data import load_bundled_news, load_bundled_prices
+from crypto_assets.replay.data import load_bundled_news
 from crypto_assets.replay.faults import DEFAULT_KINDS, FaultConfig, decide
 from crypto_assets.replay.server import ReplayServer
 from crypto_assets.schemas import TABLE_MODELS
 from crypto_assets_tests.conftest import PipelineEnv, make_pipeline_env
+from crypto_assets_tests.e2e_util import PRICE_COLUMNS, bundled_prices, query, stored_prices, tail
 
 pytestmark = pytest.mark.slow
 
-PRICE_COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume"]
 TABLES = tuple(TABLE_MODELS)
 WALL_CLOCK_COLUMNS = ("ingested_at", "computed_at", "fetched_at")  # when a row was written: differs by run
 RAW_PRICES = AssetKey(["raw", "prices"])
@@ -59,40 +60,14 @@ RETRY_LINE = re.compile(r"\b(\w+): attempt (\d+)/(\d+) failed \((.*)\); retrying
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _tail(done: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {done.returncode}\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
-
-
-def query(path: Path, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(path), read_only=True) as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        return conn.execute(sql).df()
-
-
 def table_names(path: Path) -> set[str]:
     rows = query(path, "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables")
     return set(rows["t"])
 
 
-def bundled(symbols: tuple[str, ...], first_day: str, last_day: str) -> pd.DataFrame:
-    """The bundled real bars of ``symbols`` over [first_day, last_day] (inclusive days), sorted."""
-    frame = load_bundled_prices()
-    start, end = pd.Timestamp(first_day, tz="UTC"), pd.Timestamp(last_day, tz="UTC") + pd.Timedelta(days=1)
-    frame = frame[frame["symbol"].isin(symbols) & (frame["ts"] >= start) & (frame["ts"] < end)]
-    frame = frame.sort_values(["symbol", "ts"]).reset_index(drop=True)[PRICE_COLUMNS]
-    frame["ts"] = frame["ts"].dt.as_unit("ns")
-    return frame
-
-
-def stored_prices(path: Path) -> pd.DataFrame:
-    frame = query(path, "SELECT * FROM raw.prices ORDER BY symbol, ts")
-    frame["ts"] = frame["ts"].dt.tz_convert("UTC").dt.as_unit("ns")
-    return frame
-
-
 def assert_prices_exact(path: Path, symbols: tuple[str, ...], first_day: str, last_day: str) -> pd.DataFrame:
     prices = stored_prices(path)
-    pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], bundled(symbols, first_day, last_day), check_exact=True)
+    pd.testing.assert_frame_equal(prices[PRICE_COLUMNS], bundled_prices(symbols, first_day, last_day), check_exact=True)
     return prices
 
 
@@ -151,11 +126,6 @@ def check_evaluations(instance: DagsterInstance, run_id: str) -> dict[str, objec
     return {evaluation.check_name: evaluation for evaluation in evaluations}
 
 
-def materialized_assets(instance: DagsterInstance, run_id: str) -> set[str]:
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-    return {r.event_log_entry.dagster_event.asset_key.to_user_string() for r in records}
-
-
 def step_events(instance: DagsterInstance, run_id: str) -> set[tuple[str, str]]:
     records = instance.get_records_for_run(
         run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS}
@@ -184,7 +154,7 @@ def clean_window(tmp_path_factory: pytest.TempPathFactory, replay_server: Replay
     root = tmp_path_factory.mktemp("clean")
     env = make_pipeline_env(root, replay_server)
     done = env.run(*WINDOW_ARGS)
-    assert done.returncode == 0, _tail(done)
+    assert done.returncode == 0, tail(done)
     return env, snapshot(env, root / "reference.duckdb")
 
 
@@ -232,7 +202,7 @@ def test_ten_percent_faulty_responses_mixed(pipeline_env, tmp_path) -> None:
     server = pipeline_env.server
     server.set_faults(FaultConfig(rate=0.1, kinds=kinds, seed=seed))
     done = pipeline_env.run(*args)
-    assert done.returncode == 0, _tail(done)
+    assert done.returncode == 0, tail(done)
 
     served = server.fault_stats()
     assert all(served[kind] >= 1 for kind in kinds), served
@@ -272,15 +242,8 @@ def test_live_like_providers_land_exact_bars_and_gdelt_news_without_calling_cryp
     assert "CRYPTO_ASSETS_PRICE_PROVIDERS" not in env and "CRYPTO_ASSETS_NEWS_PROVIDERS" not in env
     symbols = ("BTC", "ETH", "SOL", "XRP", "BNB", "ADA")
     first, last = "2022-06-01", "2022-06-10"
-    done = subprocess.run(
-        [sys.executable, "-m", "crypto_assets", "bootstrap", "--start", first, "--end", last],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, _tail(done)
+    done = dataclasses.replace(pipeline_env, env=env).run("bootstrap", "--start", first, "--end", last)
+    assert done.returncode == 0, tail(done)
     assert server.stats()["cryptocompare"] == 0 and server.stats()["newsapi"] == 0
     shed = [line for line in RETRY_LINE.findall(done.stdout + done.stderr) if line[0] == "gdelt"]
     assert shed and all("HTTP 429" in reason for _, _, _, reason, _ in shed)  # GDELT shed load; it was retried
@@ -332,7 +295,7 @@ def test_primary_down_for_the_whole_run(pipeline_env) -> None:
     began = time.monotonic()
     done = pipeline_env.run("bootstrap", "--start", first, "--end", last, "--symbols", ",".join(symbols))
     elapsed = time.monotonic() - began
-    assert done.returncode == 0, _tail(done)
+    assert done.returncode == 0, tail(done)
     prices = assert_prices_exact(pipeline_env.duckdb_path, symbols, first, last)
     assert set(prices["provider"]) == {"okx"}  # the next of the default order
 
@@ -382,7 +345,7 @@ def test_corrupt_provider_bodies(pipeline_env, clean_window) -> None:
         )
     )
     done = pipeline_env.run(*WINDOW_ARGS)
-    assert done.returncode == 0, _tail(done)
+    assert done.returncode == 0, tail(done)
     prices = assert_prices_exact(pipeline_env.duckdb_path, WINDOW_SYMBOLS, *WINDOW)
     assert set(prices["provider"]) <= {"coinbase", "bitstamp"} and "bitstamp" in set(prices["provider"])
 
@@ -465,7 +428,7 @@ def test_kill_9_in_the_middle_then_rerun(pipeline_env, clean_window) -> None:
 
     server.set_faults(FaultConfig())
     done = pipeline_env.run(*WINDOW_ARGS)
-    assert done.returncode == 0, _tail(done)
+    assert done.returncode == 0, tail(done)
     assert f"marked abandoned run {killed.run_id}" in done.stdout
     with instance_of(pipeline_env) as instance:
         assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
@@ -485,7 +448,7 @@ def test_rerunning_the_same_bootstrap_changes_nothing(clean_window) -> None:
     before = row_counts(reference)
     assert before["ml.training_set"] > 0 and len(before) == len(TABLES)
     done = env.run(*WINDOW_ARGS)
-    assert done.returncode == 0, _tail(done)
+    assert done.returncode == 0, tail(done)
     assert table_differences(env.duckdb_path, reference) == {}
     assert row_counts(env.duckdb_path) == before
 
@@ -497,7 +460,7 @@ def test_unknown_but_well_formed_symbol(pipeline_env) -> None:
     """ZZZQ passes the syntax check; every provider says it does not list it. A definite answer: not retried,
     recorded as no_data, named in the summary as unknown or not listed, and the exit code is 1; BTC lands."""
     done = pipeline_env.run("bootstrap", "--start", "2022-05-10", "--end", "2022-05-11", "--symbols", "BTC,ZZZQ")
-    assert done.returncode == 1, _tail(done)
+    assert done.returncode == 1, tail(done)
     assert "  ZZZQ: no provider has any bar between 2022-05-10 and 2022-05-11 (unknown or not listed)" in done.stdout
     coverage = query(pipeline_env.duckdb_path, "SELECT * FROM raw.price_coverage WHERE symbol = 'ZZZQ'")
     assert set(coverage["status"]) == {"no_data"} and len(coverage) == 2
@@ -551,7 +514,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(pipeline_env, args, 
     if not args:
         args = ("--start", "2022-05-10", "--end", "2022-05-10")
     done = pipeline_env.run("bootstrap", *args, "--symbols", "BTC", **extra)
-    assert done.returncode == 2, _tail(done)
+    assert done.returncode == 2, tail(done)
     assert "s3cr3tToken" not in done.stderr + done.stdout  # a webhook URL is a secret: never echoed
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("crypto-assets: error: ") and re.search(message, lines[0]), lines
@@ -592,7 +555,7 @@ def test_the_api_key_is_sent_but_never_shown_or_stored(pipeline_env, monkeypatch
         CRYPTO_ASSETS_PRICE_PROVIDERS="cryptocompare",
         CRYPTO_ASSETS_NEWS_PROVIDERS="cryptocompare,rss",
     )
-    assert done.returncode == 1, _tail(done)
+    assert done.returncode == 1, tail(done)
     assert "BTC: 1 day(s) failed (2022-05-11): cryptocompare: HTTP 503" in done.stdout
     assert RETRY_LINE.search(done.stdout + done.stderr)
     # The key was really used, as a header, for prices and news.

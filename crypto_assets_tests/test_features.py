@@ -11,7 +11,6 @@ output, and build_feature_vectors only looks it up by (symbol, ts), which is wha
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,8 +32,8 @@ from crypto_assets.transforms.features import (
     temporal_features,
 )
 from crypto_assets.transforms.indicators import LOOKBACK_BARS, technical_indicators
+from crypto_assets_tests.fixtures_util import load_real_prices
 
-REAL_PRICES = Path(__file__).parent / "fixtures" / "prices_btc_eth_1h_2022-05-04_2022-08-01.csv.gz"
 SENTIMENT = ("sentiment_mean_24h", "news_volume_24h", "sentiment_momentum_6h")
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
@@ -56,12 +55,6 @@ SPEC_ORDER = (
     "hour_sin",
     "hour_cos",
 )
-
-
-def load_real_prices() -> pd.DataFrame:
-    df = pd.read_csv(REAL_PRICES)
-    df["ts"] = pd.to_datetime(df.pop("open_time_ms"), unit="ms", utc=True)
-    return df[["symbol", "ts", "open", "high", "low", "close", "volume"]].assign(provider="binance")
 
 
 def bars(symbol: str, close, volume=None, hours=None) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from crypto_assets.http import (
     parse_retry_after,
 )
 from crypto_assets_tests.fakes import FakeTime
-from crypto_assets_tests.fixtures_util import provider_fixture
+from crypto_assets_tests.fixtures_util import CC_ERRORS, provider_fixture
 
 KLINES = {
     "body": provider_fixture("binance", "klines_BTCUSDT_1m_testnet-recorded.json"),
@@ -39,10 +39,6 @@ KLINES = {
 }
 KLINES_BODY = json.dumps(KLINES["body"])
 KLINES_HEADERS = {k: v for k, v in KLINES["response_headers_subset"].items() if k != "Content-Type"}
-CC_ERRORS = [
-    provider_fixture("cryptocompare", f"error_{name}_http200-recorded.json")
-    for name in ("path-does-not-exist", "fsym-required", "auth-key-needed")
-]
 SECRET = "s3cr3t-KEY-0123456789"
 WALL = 1_700_000_000.0  # a fixed wall-clock epoch for Retry-After dates and weight minutes
 

@@ -6,25 +6,16 @@ talipp on real BTCUSDT January 2025 bars, and StockCharts' worked examples. No m
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from ta.volatility import AverageTrueRange
 
 from crypto_assets.transforms.indicators import INDICATOR_COLUMNS, LOOKBACK_BARS, technical_indicators
+from crypto_assets_tests.fixtures_util import FIXTURES, load_real_prices
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TALIPP = FIXTURES / "indicator_references" / "talipp_btcusdt_1h_2025-01"
 STOCKCHARTS = FIXTURES / "indicator_references" / "stockcharts"
-REAL_PRICES = FIXTURES / "prices_btc_eth_1h_2022-05-04_2022-08-01.csv.gz"
-
-
-def load_real_prices() -> pd.DataFrame:
-    df = pd.read_csv(REAL_PRICES)
-    df["ts"] = pd.to_datetime(df.pop("open_time_ms"), unit="ms", utc=True)
-    return df[["symbol", "ts", "open", "high", "low", "close", "volume"]]
 
 
 def rel_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,7 +125,7 @@ def test_atr_matches_stockcharts_worked_example():
 
 
 def test_vectorised_atr_equals_ta_average_true_range_on_real_data():
-    prices = load_real_prices()
+    prices = load_real_prices(provider=None)
     ind = technical_indicators(prices)
     for sym, g in prices.groupby("symbol"):
         g = g.reset_index(drop=True)
@@ -145,7 +136,7 @@ def test_vectorised_atr_equals_ta_average_true_range_on_real_data():
 
 
 def test_warm_up_values_are_null_never_zero():
-    prices = load_real_prices()
+    prices = load_real_prices(provider=None)
     ind = technical_indicators(prices)
     first_valid = {"rsi_14": 13, "macd": 25, "macd_signal": 33, "macd_hist": 33, "bb_high": 19, "bb_mid": 19}
     first_valid |= {"bb_low": 19, "bb_pct_b": 19, "atr_14": 14, "ema_12": 11, "ema_26": 25, "vwap_24": 23}
@@ -179,7 +170,7 @@ def test_vwap_24_hand_computed():
 
 
 def test_symbols_are_independent_and_input_order_does_not_matter():
-    prices = load_real_prices()
+    prices = load_real_prices(provider=None)
     both = technical_indicators(prices.sample(frac=1.0, random_state=7))
     assert both[["symbol", "ts"]].equals(prices[["symbol", "ts"]].sort_values(["symbol", "ts"], ignore_index=True))
     for sym in ("BTC", "ETH"):
@@ -188,13 +179,13 @@ def test_symbols_are_independent_and_input_order_does_not_matter():
 
 
 def test_duplicate_bars_are_refused():
-    prices = load_real_prices().iloc[:30]
+    prices = load_real_prices(provider=None).iloc[:30]
     with pytest.raises(ValueError, match="duplicate"):
         technical_indicators(pd.concat([prices, prices.iloc[[5]]]))
 
 
 def test_no_leakage_perturbing_later_bars_leaves_earlier_indicators_unchanged():
-    prices = load_real_prices()
+    prices = load_real_prices(provider=None)
     base = technical_indicators(prices)
     rng = np.random.default_rng(3)
     for cut in ("2022-05-20 13:00", "2022-06-14 00:00", "2022-07-30 07:00"):
@@ -241,7 +232,7 @@ def test_lookback_of_7_days_fails_1e6_and_14_days_passes_on_real_data():
     and the EMA ratio ~1e-2 (each EMA alone is within 3e-7, but their ratio minus 1 is a small number).
     With 14 days every indicator is within 1e-6 (worst ~1e-7, Bollinger's rolling-std float noise).
     """
-    prices = load_real_prices()
+    prices = load_real_prices(provider=None)
     whole = technical_indicators(prices)
     assert LOOKBACK_BARS == 14 * 24
 

@@ -226,7 +226,8 @@ def test_rss_parses_feeds_and_filters_window(httpserver: HTTPServer, fake: FakeT
     ct_items = [rss_item(row, tz_hours=2 if i % 2 else 0) for i, row in enumerate(COINTELEGRAPH)]
     ct_items.append(rss_item(NEWS[0], title=False))
     ct_items.append(rss_item(NEWS[1], pubdate=False))
-    # oneshot, not ordered: the feeds are fetched concurrently, so the other feed's request may come first
+    # one-shot, not ordered: the feeds are fetched concurrently, and an ordered handler fails the server for good
+    # when the other feed's request comes first
     httpserver.expect_oneshot_request("/cointelegraph/rss").respond_with_data("busy", status=503)
     httpserver.expect_request("/cointelegraph/rss").respond_with_data(
         rss_feed("Cointelegraph.com News", ct_items), content_type="application/rss+xml; charset=utf-8"

@@ -73,26 +73,20 @@ def assert_same_tables(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFram
 
 
 @pytest.fixture(scope="module")
-def replay():
-    with ReplayServer() as server:
-        yield server
+def full_build(tmp_path_factory, replay_server) -> dict[str, pd.DataFrame]:
+    return build(tmp_path_factory.mktemp("full"), replay_server, [(FIRST, LAST)])
 
 
-@pytest.fixture(scope="module")
-def full_build(tmp_path_factory, replay) -> dict[str, pd.DataFrame]:
-    return build(tmp_path_factory.mktemp("full"), replay, [(FIRST, LAST)])
-
-
-def test_newest_first_then_backfill_equals_one_full_build(tmp_path, replay, full_build):
+def test_newest_first_then_backfill_equals_one_full_build(tmp_path, replay_server, full_build):
     middle = FIRST + timedelta(days=12)
-    got = build(tmp_path, replay, [(middle + timedelta(days=1), LAST), (FIRST, middle)])
+    got = build(tmp_path, replay_server, [(middle + timedelta(days=1), LAST), (FIRST, middle)])
     assert_same_tables(got, full_build)
 
 
 @pytest.mark.parametrize("seed", [11])
-def test_random_orders_of_sub_windows_equal_one_full_build(tmp_path, replay, full_build, seed):
+def test_random_orders_of_sub_windows_equal_one_full_build(tmp_path, replay_server, full_build, seed):
     rng = random.Random(seed)
     windows = cut(rng, 3)
     rng.shuffle(windows)
-    got = build(tmp_path, replay, windows)
+    got = build(tmp_path, replay_server, windows)
     assert_same_tables(got, full_build)

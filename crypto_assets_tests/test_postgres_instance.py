@@ -556,8 +556,7 @@ def test_prune_old_runs_deletes_superseded_runs_from_postgres(
     on SQLite), and the job still keeps exactly the runs that hold a partition's latest materialization."""
     import dagster as dg
 
-    from crypto_assets.defs.housekeeping import prune_old_runs
-    from crypto_assets_tests.test_housekeeping import DAILY, PAUSE_S, chore, daily
+    from crypto_assets_tests.test_housekeeping import DAILY, PAUSE_S, chore, daily, prune
 
     for name, value in pg.env(pg.create_database()).items():
         monkeypatch.setenv(name, value)
@@ -575,10 +574,7 @@ def test_prune_old_runs_deletes_superseded_runs_from_postgres(
         latest = dg.materialize([daily], instance=instance, partition_key="2024-01-02").run_id
         chores = {chore.execute_in_process(instance=instance).run_id for _ in range(2)}
         time.sleep(PAUSE_S)
-        result = prune_old_runs.execute_in_process(
-            instance=instance,
-            run_config={"ops": {"delete_old_runs": {"config": {"retention_days": PAUSE_S / 2 / 86400}}}},
-        )
+        result = prune(instance, older_than_s=PAUSE_S / 2)
         assert result.success and result.output_for_node("delete_old_runs") == 3
         assert {run.run_id for run in instance.get_runs()} == {whole_range, latest, result.run_id}
         assert instance.get_materialized_partitions(DAILY) == {"2024-01-01", "2024-01-02", "2024-01-03"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import random
 import re
 
 import pandas as pd
@@ -20,7 +19,6 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from crypto_assets.errors import ConfigError, ProviderError, UnknownSymbolError
-from crypto_assets.http import HttpClient
 from crypto_assets.providers import registry
 from crypto_assets.providers.binance import BinanceClient
 from crypto_assets.providers.coinbase import CoinbaseClient
@@ -28,7 +26,8 @@ from crypto_assets.providers.cryptocompare import CryptoCompareClient
 from crypto_assets.providers.kraken import KrakenClient
 from crypto_assets.providers.prices import PRICE_COLUMNS, FailoverResult, fetch_prices_with_failover
 from crypto_assets_tests.fakes import FakeTime
-from crypto_assets_tests.fixtures_util import SLICES, provider_fixture
+from crypto_assets_tests.fixtures_util import CC_ERRORS, SLICES, provider_fixture
+from crypto_assets_tests.provider_util import make, seen
 
 with gzip.open(SLICES / "BTC_USDT-1h_first1500.json.gz", "rt") as fh:
     BARS: list[list[float]] = json.load(fh)  # [open_ms, open, high, low, close, volume]
@@ -39,13 +38,6 @@ SECRET = "cc-KEY-9f8e7d6c5b4a"
 HOUR_MS = 3_600_000
 
 
-def make(cls, server: HTTPServer, fake: FakeTime, api_key: str | None = None, **http_options):
-    options = {"rate_per_second": 1000.0, "sleep": fake.sleep, "clock": fake.clock, "rng": random.Random(1)}
-    options.update(http_options)
-    http = HttpClient(cls.name, server.url_for("/"), **options)
-    return cls(server.url_for("/"), http=http, api_key=api_key)
-
-
 def served_days(result: FailoverResult) -> dict[str, int]:
     """Days served per provider."""
     counts: dict[str, int] = {}
@@ -53,10 +45,6 @@ def served_days(result: FailoverResult) -> dict[str, int]:
         if outcome.provider:
             counts[outcome.provider] = counts.get(outcome.provider, 0) + 1
     return counts
-
-
-def seen(server: HTTPServer, prefix: str = "/") -> list[Request]:
-    return [request for request, _ in server.log if request.path.startswith(prefix)]
 
 
 def ms(value: dt.datetime) -> int:
@@ -354,14 +342,7 @@ def test_cryptocompare_pages_backwards_and_skips_pre_listing_zeros(httpserver: H
     assert all(SECRET not in r.url for r in requests)
 
 
-@pytest.mark.parametrize(
-    "example",
-    [
-        provider_fixture("cryptocompare", f"error_{name}_http200-recorded.json")
-        for name in ("path-does-not-exist", "fsym-required", "auth-key-needed")
-    ],
-    ids=lambda e: e["Message"][:20],
-)
+@pytest.mark.parametrize("example", CC_ERRORS, ids=lambda e: e["Message"][:20])
 def test_cryptocompare_error_envelope(httpserver: HTTPServer, fake: FakeTime, example: dict) -> None:
     httpserver.expect_request("/data/v2/histohour").respond_with_json(example)
     with pytest.raises(ProviderError) as info:

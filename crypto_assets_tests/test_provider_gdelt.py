@@ -13,7 +13,6 @@ import itertools
 import json
 import random
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -43,16 +42,12 @@ from crypto_assets.providers.news import FAILED, OK, RAW_NEWS_COLUMNS, SKIPPED
 from crypto_assets.replay.data import bundled_news_index
 from crypto_assets.replay.server import ReplayServer
 from crypto_assets_tests.fakes import FakeTime
+from crypto_assets_tests.fixtures_util import provider_fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "providers" / "gdelt"
 UTC = dt.UTC
 T0 = dt.datetime(2022, 6, 1, tzinfo=UTC)
 LATER = dt.datetime(2022, 8, 2, tzinfo=UTC)
 DAY = 86400
-
-
-def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text()
 
 
 def ts(value: dt.datetime) -> int:
@@ -210,7 +205,7 @@ def test_gdelt_replay_and_a_client_with_the_same_horizon_agree_on_what_is_unknow
 
 def test_gdelt_every_answer_429_is_a_failed_window_never_an_exception(httpserver: HTTPServer, fake: FakeTime) -> None:
     httpserver.expect_request(DOC_PATH).respond_with_data(
-        fixture("rate-limited_http429.txt"), status=429, content_type="text/plain"
+        provider_fixture("gdelt", "rate-limited_http429.txt"), status=429, content_type="text/plain"
     )
     start, end = T0, T0 + dt.timedelta(days=1)
     answer = make(httpserver, fake).fetch(start, end, now=LATER)
@@ -273,7 +268,9 @@ def test_gdelt_backs_off_long_on_429_when_rate_limited_and_briefly_when_not(
 
     def two_429s(request: Request) -> Response | None:
         if next(refusals, None) is not None:
-            return Response(fixture("rate-limited_http429.txt"), status=429, content_type="text/plain")
+            return Response(
+                provider_fixture("gdelt", "rate-limited_http429.txt"), status=429, content_type="text/plain"
+            )
         return None
 
     serve_bundled(httpserver, answer=two_429s)
@@ -310,7 +307,7 @@ def test_gdelt_rejected_query_with_http_200_plain_text_is_failed_and_not_retried
     httpserver: HTTPServer, fake: FakeTime
 ) -> None:
     httpserver.expect_request(DOC_PATH).respond_with_data(
-        fixture("error_or-not-in-parentheses_http200.txt"), content_type="text/html; charset=utf-8"
+        provider_fixture("gdelt", "error_or-not-in-parentheses_http200.txt"), content_type="text/html; charset=utf-8"
     )
     answer = make(httpserver, fake).fetch(T0, T0 + dt.timedelta(days=1), now=LATER)
     (failed,) = answer.coverage
@@ -320,7 +317,7 @@ def test_gdelt_rejected_query_with_http_200_plain_text_is_failed_and_not_retried
 
 def test_gdelt_no_match_answer_is_covered_with_no_articles(httpserver: HTTPServer, fake: FakeTime) -> None:
     httpserver.expect_request(DOC_PATH).respond_with_data(
-        fixture("artlist_no-match.json"), content_type="application/json"
+        provider_fixture("gdelt", "artlist_no-match.json", raw=True), content_type="application/json"
     )
     answer = make(httpserver, fake).fetch(T0, T0 + dt.timedelta(days=1), now=LATER)
     assert answer.articles.empty
@@ -328,7 +325,7 @@ def test_gdelt_no_match_answer_is_covered_with_no_articles(httpserver: HTTPServe
 
 
 def test_gdelt_truncated_json_is_retried(httpserver: HTTPServer, fake: FakeTime) -> None:
-    body = fixture("artlist_2022-06-01T00_bundled.json")
+    body = provider_fixture("gdelt", "artlist_2022-06-01T00_bundled.json", raw=True)
     httpserver.expect_ordered_request(DOC_PATH).respond_with_data(body[: len(body) // 2])
     httpserver.expect_ordered_request(DOC_PATH).respond_with_data(body, content_type="application/json")
     answer = make(httpserver, fake).fetch(T0, T0 + dt.timedelta(hours=2), now=LATER)
@@ -336,18 +333,20 @@ def test_gdelt_truncated_json_is_retried(httpserver: HTTPServer, fake: FakeTime)
 
 
 def test_gdelt_bundled_artlist_fixture_parses_into_raw_news_rows() -> None:
-    text = fixture("artlist_2022-06-01T00_bundled.json")
+    text = provider_fixture("gdelt", "artlist_2022-06-01T00_bundled.json", raw=True)
     rows = GdeltClient("http://unused.invalid", options={"history_days": 90})._parse(text)
     items = with_url(T0, T0 + dt.timedelta(hours=2))
     assert [row["url"] for row in rows] == [item["url"] for item in items]
     assert [row["title"] for row in rows] == [item["title"] for item in items]
     assert [row["published_at"] for row in rows] == [item["published_on"] for item in items]
     assert rows[0]["source"] == "cryptopotato.com" and rows[0]["body"] == "" and rows[0]["provider"] == "gdelt"
-    assert GdeltClient("http://unused.invalid")._parse(fixture("artlist_no-match.json")) == []
+    assert (
+        GdeltClient("http://unused.invalid")._parse(provider_fixture("gdelt", "artlist_no-match.json", raw=True)) == []
+    )
 
 
 def test_gdelt_article_without_a_valid_seendate_fails_its_window(httpserver: HTTPServer, fake: FakeTime) -> None:
-    body = json.loads(fixture("artlist_2022-06-01T00_bundled.json"))
+    body = provider_fixture("gdelt", "artlist_2022-06-01T00_bundled.json")
     body["articles"][1]["seendate"] = "2022-06-01 00:45"
     httpserver.expect_request(DOC_PATH).respond_with_json(body)
     answer = make(httpserver, fake).fetch(T0, T0 + dt.timedelta(hours=2), now=LATER)
@@ -437,11 +436,9 @@ def test_gdelt_history_days_comes_from_the_environment_with_a_default_of_90() ->
     assert GdeltClient("http://x.invalid").history_days == 90
 
 
-def test_registry_lists_the_new_providers_and_their_defaults() -> None:
-    names = [spec.name for spec in registry.all_providers()]
-    assert {"okx", "bitstamp", "gdelt"} <= set(names)
-    assert registry.default_order("prices") == ("binance", "okx", "coinbase", "bitstamp")
-    assert registry.default_order("news") == ("gdelt", "rss")
+def test_registry_entry_declares_gdelts_limit_url_variable_and_client() -> None:
+    """GDELT's own registry entry (the default orders are checked for every kind in test_registry.py)."""
+    assert registry.provider("gdelt") is PROVIDER and PROVIDER.kinds == ("news",)
     assert PROVIDER.rate_limit.seconds_per_request == 5.0
     assert registry.provider("gdelt").url_env == "CRYPTO_ASSETS_GDELT_URL"
     client = registry.provider("gdelt").client(

@@ -6,46 +6,28 @@ CryptoCompare demanding a key); the CLI runs in a subprocess with the server's e
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import subprocess
-import sys
 
 import pytest
 
-from crypto_assets.config import NEWS_PROVIDERS_ENV, PRICE_PROVIDERS_ENV, REPO_ROOT, load_settings
+from crypto_assets.config import NEWS_PROVIDERS_ENV, PRICE_PROVIDERS_ENV, load_settings
 from crypto_assets.preflight import GEO_BLOCKED, STATUSES, probe_provider
 from crypto_assets.providers import registry
 from crypto_assets.replay.faults import FaultConfig
-from crypto_assets.replay.server import ReplayServer
-from crypto_assets_tests.conftest import make_pipeline_env
+from crypto_assets_tests.conftest import PipelineEnv
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def server():
-    with ReplayServer() as replay:
-        yield replay
-
-
-def providers(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crypto_assets", "providers", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_a_down_venue_a_key_only_provider_and_a_healthy_one_are_told_apart(server, tmp_path) -> None:
+def test_a_down_venue_a_key_only_provider_and_a_healthy_one_are_told_apart(pipeline_env: PipelineEnv) -> None:
+    server = pipeline_env.server
     server.set_faults(FaultConfig(down=["binance"], geo_blocked=["coinbase"], require_keys=["cryptocompare"]))
-    env = make_pipeline_env(tmp_path, server).env
-    env = {k: v for k, v in env.items() if not k.endswith("_API_KEY")}
+    env = {k: v for k, v in pipeline_env.env.items() if not k.endswith("_API_KEY")}
     env["CRYPTO_ASSETS_PRICE_PROVIDERS"] = "binance,okx,coinbase,cryptocompare"
     env["CRYPTO_ASSETS_NEWS_PROVIDERS"] = "gdelt,cryptocompare"
-    done = providers(env, "--json")
+    keyless = dataclasses.replace(pipeline_env, env=env)
+    done = keyless.run("providers", "--json")
     assert done.returncode == 0, done.stdout + done.stderr  # okx answers prices, gdelt news
     rows = json.loads(done.stdout)
     by = {(row["provider"], row["kind"]): row for row in rows}
@@ -66,17 +48,17 @@ def test_a_down_venue_a_key_only_provider_and_a_healthy_one_are_told_apart(serve
     assert "CRYPTOCOMPARE_API_KEY" in by[("cryptocompare", "prices")]["action"]
     assert isinstance(by[("okx", "prices")]["latency_ms"], int)
 
-    table = providers(env)
+    table = keyless.run("providers")
     assert table.returncode == 0
     lines = table.stdout.splitlines()
     assert lines[0].split()[:4] == ["provider", "kind", "status", "latency"]
     assert any(line.split()[:3] == ["coinbase", "prices", "geo-blocked"] for line in lines)
 
 
-def test_a_failed_probe_names_the_variable_of_its_own_kind(server) -> None:
+def test_a_failed_probe_names_the_variable_of_its_own_kind(pipeline_env: PipelineEnv) -> None:
     """CryptoCompare serves prices and news: a failed news probe says to edit the news providers, not the price ones."""
-    server.set_faults(FaultConfig(geo_blocked=["cryptocompare"]))
-    settings = load_settings(server.env())
+    pipeline_env.server.set_faults(FaultConfig(geo_blocked=["cryptocompare"]))
+    settings = load_settings(pipeline_env.server.env())
     keys = {"CRYPTOCOMPARE_API_KEY": "test-key-123"}
     spec = registry.provider("cryptocompare")
     for kind, variable, other in (
@@ -88,26 +70,24 @@ def test_a_failed_probe_names_the_variable_of_its_own_kind(server) -> None:
         assert variable in result.action and other not in result.action
 
 
-def test_exit_1_when_no_price_provider_answers_and_bootstrap_refuses_to_start(server, tmp_path) -> None:
-    pipeline = make_pipeline_env(tmp_path, server)
-    server.set_faults(FaultConfig(down=["binance", "okx", "coinbase", "bitstamp"]))
-    done = providers(pipeline.env)
+def test_exit_1_when_no_price_provider_answers_and_bootstrap_refuses_to_start(pipeline_env: PipelineEnv) -> None:
+    pipeline_env.server.set_faults(FaultConfig(down=["binance", "okx", "coinbase", "bitstamp"]))
+    done = pipeline_env.run("providers")
     assert done.returncode == 1
     assert [line.split()[2] for line in done.stdout.splitlines()[1:]] == ["unreachable"] * 4 + ["ok", "ok"]
 
-    started = pipeline.run("bootstrap", "--start", "2022-05-10", "--end", "2022-05-11", "--symbols", "BTC")
+    started = pipeline_env.run("bootstrap", "--start", "2022-05-10", "--end", "2022-05-11", "--symbols", "BTC")
     assert started.returncode == 1
     out = started.stdout
     for provider in ("binance", "okx", "coinbase", "bitstamp"):
         assert f"prices {provider}" in out and "unreachable" in out
     assert "no price provider answers: nothing was started" in out
-    assert "bootstrap: " not in out and not pipeline.duckdb_path.exists()  # refused before any run or write
+    assert "bootstrap: " not in out and not pipeline_env.duckdb_path.exists()  # refused before any run or write
 
 
-def test_exit_1_when_no_news_provider_answers(server, tmp_path) -> None:
-    env = make_pipeline_env(tmp_path, server).env
-    server.set_faults(FaultConfig(down=["gdelt", "rss"]))
-    done = providers(env, "--json")
+def test_exit_1_when_no_news_provider_answers(pipeline_env: PipelineEnv) -> None:
+    pipeline_env.server.set_faults(FaultConfig(down=["gdelt", "rss"]))
+    done = pipeline_env.run("providers", "--json")
     assert done.returncode == 1
     assert {row["provider"]: row["status"] for row in json.loads(done.stdout) if row["kind"] == "news"} == {
         "gdelt": "unreachable",
@@ -115,11 +95,11 @@ def test_exit_1_when_no_news_provider_answers(server, tmp_path) -> None:
     }
 
 
-def test_every_news_provider_down_prices_land_and_sentiment_is_unknown(server, tmp_path) -> None:
+def test_every_news_provider_down_prices_land_and_sentiment_is_unknown(pipeline_env: PipelineEnv) -> None:
     """No news provider answers: the bootstrap still lands prices and price features (exit 0, a warning), the
     sentiment features are null and news_coverage_24h is 0 everywhere; with GDELT back, coverage is 1 from the
     second day on (the 24-hour window of the first hours reaches the day before the range)."""
-    pipeline = make_pipeline_env(tmp_path, server)
+    pipeline, server = pipeline_env, pipeline_env.server
     server.set_faults(FaultConfig(down=["gdelt", "rss"]))
     done = pipeline.run("bootstrap", "--start", "2022-05-10", "--end", "2022-05-12", "--symbols", "BTC,ETH")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

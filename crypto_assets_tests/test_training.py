@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,16 +18,10 @@ from crypto_assets.transforms.training import (
     build_training_set,
     split_summary,
 )
+from crypto_assets_tests.fixtures_util import load_real_prices
 
-REAL_PRICES = Path(__file__).parent / "fixtures" / "prices_btc_eth_1h_2022-05-04_2022-08-01.csv.gz"
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 HOUR = pd.Timedelta(hours=1)
-
-
-def load_real_prices() -> pd.DataFrame:
-    df = pd.read_csv(REAL_PRICES)
-    df["ts"] = pd.to_datetime(df.pop("open_time_ms"), unit="ms", utc=True)
-    return df[["symbol", "ts", "open", "high", "low", "close", "volume"]].assign(provider="binance")
 
 
 def bars(symbol: str, close, hours) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import pytest
 
 from crypto_assets import warehouse as wh
 from crypto_assets.errors import ConfigError
+from crypto_assets_tests.e2e_util import hold_file
 
 DAY1 = (datetime(2022, 5, 4, tzinfo=UTC), datetime(2022, 5, 5, tzinfo=UTC))
 DAY2 = (datetime(2022, 5, 5, tzinfo=UTC), datetime(2022, 5, 6, tzinfo=UTC))
@@ -133,11 +134,6 @@ def test_parquet_export_is_replaced_atomically(tmp_path, folder):
 # --- a connection holds the file only while its block runs ----------------------------------------------------------
 
 OTHER_PROCESS_OPENS = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
-# Holds the file read-write for argv[2] seconds, saying "held" once it does.
-OTHER_PROCESS_HOLDS = (
-    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-    "time.sleep(float(sys.argv[2])); c.close()"
-)
 
 
 def other_process_can_open(path) -> bool:
@@ -171,21 +167,14 @@ def test_a_connection_waits_for_another_process_then_gives_up_clearly(tmp_path):
     with wh.connect(path):
         pass
 
-    def hold(seconds: float) -> subprocess.Popen[str]:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", OTHER_PROCESS_HOLDS, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
-        )
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        return holder
-
-    holder = hold(1.0)
+    holder = hold_file(path, 1.0)
     started = time.monotonic()
     with wh.connect(path, lock_timeout_s=30) as conn:  # waits for the other process to let go
         assert conn.execute("SELECT 1").fetchone() == (1,)
     assert time.monotonic() - started > 0.3
     holder.wait(timeout=30)
 
-    holder = hold(10.0)
+    holder = hold_file(path, 10.0)
     try:
         with (
             pytest.raises(
