@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.symbols import BENCHMARK_SYMBOL
+from crypto_assets.timegrid import HOUR_NS
 from crypto_assets.transforms.indicators import (
     normalize_ts,
     position_in_series,
@@ -36,7 +37,6 @@ from crypto_assets.transforms.indicators import (
 
 WINDOW_24H = 24
 WINDOW_6H = 6
-HOUR_NS = 3_600_000_000_000
 # Float tolerance of correlation bounds: a Pearson correlation computed in float64 can exceed 1 by ~1e-15.
 CORR_EPS = 1e-9
 
