@@ -21,6 +21,7 @@ from crypto_assets.defs.common import (
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.errors import ProviderError
 from crypto_assets.providers.prices import (
+    ANSWER_REJECTED,
     COMPLETE,
     FAILED,
     NO_DATA,
@@ -34,6 +35,7 @@ from crypto_assets.providers.prices import (
 )
 from crypto_assets.providers.registry import PRICES
 from crypto_assets.schemas import validate_frame
+from crypto_assets.timegrid import consecutive_runs
 
 RAW_PRICES = dg.AssetKey(["raw", "prices"])
 PRICE_FETCH_THREADS = 4
@@ -41,14 +43,7 @@ PRICE_FETCH_THREADS = 4
 
 def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
     """Contiguous runs of days as [start, end) windows."""
-    windows: list[tuple[datetime, datetime]] = []
-    for day in sorted(days):
-        start, end = day_window(day)
-        if windows and windows[-1][1] == start:
-            windows[-1] = (windows[-1][0], end)
-        else:
-            windows.append((start, end))
-    return windows
+    return [(day_window(run[0])[0], day_window(run[-1])[1]) for run in consecutive_runs(sorted(days))]
 
 
 def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day: date) -> pd.DataFrame:
@@ -160,7 +155,7 @@ def raw_prices(
                 + (f"; served by {served}" if served else "")
             )
             for day, outcome in sorted(result.days.items()):
-                if outcome.status == FAILED or "answer rejected" in outcome.detail:
+                if outcome.status == FAILED or ANSWER_REJECTED in outcome.detail:
                     context.log.warning(f"{symbol} {day}: {outcome.status}: {outcome.detail}")
 
     coverage = coverage_frame(results)
