@@ -414,17 +414,18 @@ def coverage_rows(windows: Sequence[dict[str, object]], articles: pd.DataFrame) 
 
 
 def carried_forward(
-    fresh: pd.DataFrame, stored: pd.DataFrame, stored_news: pd.DataFrame, providers: Sequence[str]
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """What a re-fetch keeps of the stored rows: for each of ``providers`` and UTC day where the fresh answer
-    covered nothing but the stored coverage did, the stored ``ok`` coverage rows and the provider's stored
-    articles of that day stay (a source that is down now does not erase what it answered before).
+    fresh: pd.DataFrame, stored: pd.DataFrame, providers: Sequence[str]
+) -> tuple[pd.DataFrame, list[tuple[str, pd.Timestamp]]]:
+    """What a re-fetch keeps of the stored coverage: for each of ``providers`` and UTC day where the fresh answer
+    covered nothing but the stored coverage did, the stored ``ok`` coverage rows stay (a source that is down now
+    does not erase what it answered before), and so do the provider's stored articles of that day
+    (:func:`carried_articles`).
 
-    Returns (the coverage rows to write: fresh ones, minus the fresh failed/skipped rows of carried days,
-    plus the carried rows; the stored articles to keep; one "<provider> <day>" note per carried day).
+    Returns (the coverage rows to write: fresh ones, minus the fresh failed/skipped rows of carried days, plus
+    the carried rows; the carried (provider, UTC day) pairs, sorted).
     """
     if stored.empty:
-        return fresh, stored_news.iloc[:0], []
+        return fresh, []
     fresh_day = fresh["window_start"].dt.floor("D")
     stored_day = stored["window_start"].dt.floor("D")
     fresh_ok = set(zip(fresh.loc[fresh["status"] == OK, "provider"], fresh_day[fresh["status"] == OK], strict=True))
@@ -435,24 +436,24 @@ def carried_forward(
         if provider in providers and (provider, day) not in fresh_ok
     }
     if not carried:
-        return fresh, stored_news.iloc[:0], []
+        return fresh, []
     keep_fresh = [(provider, day) not in carried for provider, day in zip(fresh["provider"], fresh_day, strict=True)]
     keep_stored = stored_ok & pd.Series(
         [(p, d) in carried for p, d in zip(stored["provider"], stored_day, strict=True)], index=stored.index
     )
     rows = pd.concat([fresh[keep_fresh], stored[keep_stored][list(COVERAGE_COLUMNS)]], ignore_index=True)
-    news_day = _to_utc(stored_news["published_at"]).dt.floor("D") if not stored_news.empty else None
-    keep_news = (
-        pd.Series(
-            [(p, d) in carried for p, d in zip(stored_news["provider"], news_day, strict=True)],
-            index=stored_news.index,
-        )
-        if news_day is not None
-        else pd.Series(dtype=bool)
-    )
-    notes = sorted(f"{provider} {day:%Y-%m-%d}" for provider, day in carried)
     rows = rows.sort_values(["provider", "window_start"], kind="mergesort", ignore_index=True)
-    return rows, stored_news[keep_news], notes
+    return rows, sorted(carried)
+
+
+def carried_articles(stored_news: pd.DataFrame, carried: Sequence[tuple[str, pd.Timestamp]]) -> pd.DataFrame:
+    """The rows of ``stored_news`` (``raw.news``) whose (provider, UTC day of ``published_at``) is ``carried``."""
+    wanted = set(carried)
+    if stored_news.empty or not wanted:
+        return stored_news.iloc[:0]
+    news_day = _to_utc(stored_news["published_at"]).dt.floor("D")
+    keep = [(p, d) in wanted for p, d in zip(stored_news["provider"], news_day, strict=True)]
+    return stored_news[keep]
 
 
 def ok_windows(coverage: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
