@@ -70,13 +70,9 @@ def _bar_ts() -> Any:
     return pa.Field(**_UTC, description="bar open time, UTC, on the hour; the bar covers [ts, ts + 1h)")
 
 
-def _feature_field(spec: FeatureSpec, *, nullable: bool) -> Any:
-    """Field of one feature from the catalogue: its formula as the description, its value bounds."""
-    return pa.Field(nullable=nullable, description=spec.formula, **spec.bounds())
-
-
-def _provenance_field(spec: ProvenanceSpec, *, nullable: bool) -> Any:
-    return pa.Field(nullable=nullable, description=spec.definition, **spec.bounds())
+def _catalogue_field(spec: FeatureSpec | ProvenanceSpec, description: str, *, nullable: bool) -> Any:
+    """Field of a catalogue column (a feature's formula, a provenance column's definition), with its value bounds."""
+    return pa.Field(nullable=nullable, description=description, **spec.bounds())
 
 
 def _ts_on_the_hour(cls: Any, ts: pd.Series) -> pd.Series:
@@ -105,14 +101,17 @@ def _bar_table_model(
 
 def _feature_columns(specs: tuple[FeatureSpec, ...], *, in_training_set: bool) -> dict[str, tuple[Any, Any]]:
     """Feature columns: nullable as the catalogue says (window filling, gap, no coverage), never in training."""
-    return {s.name: (Series[float], _feature_field(s, nullable=s.nullable and not in_training_set)) for s in specs}
+    return {
+        s.name: (Series[float], _catalogue_field(s, s.formula, nullable=s.nullable and not in_training_set))
+        for s in specs
+    }
 
 
 def _provenance_columns(*, in_training_set: bool) -> dict[str, tuple[Any, Any]]:
     return {
         s.name: (
             Series[np.int64] if s.integer else Series[float],
-            _provenance_field(s, nullable=s.nullable and not in_training_set),
+            _catalogue_field(s, s.definition, nullable=s.nullable and not in_training_set),
         )
         for s in PROVENANCE_CATALOGUE
     }
@@ -263,7 +262,10 @@ SentimentHourlyModel = _bar_table_model(
     {
         **_feature_columns(_SENTIMENT_SPECS, in_training_set=False),
         "news_count_24h": (Series[np.int64], pa.Field(ge=0, description="n: articles in [ts - 23h, ts + 1h)")),
-        "news_coverage_24h": (Series[float], _provenance_field(_NEWS_COVERAGE, nullable=False)),
+        "news_coverage_24h": (
+            Series[float],
+            _catalogue_field(_NEWS_COVERAGE, _NEWS_COVERAGE.definition, nullable=False),
+        ),
     },
 )
 
