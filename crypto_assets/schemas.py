@@ -430,6 +430,11 @@ def _normalise_dates(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.Dat
     return out
 
 
+def with_dates(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (columns of ``table``, e.g. as read from DuckDB) with ``table``'s DATE columns as ``datetime.date``."""
+    return _normalise_dates(df, model_for(table))
+
+
 def validate_frame(table: str, df: pd.DataFrame) -> pd.DataFrame:
     """Validate ``df`` against ``table``'s model, collecting every failure (lazy) before raising.
 

@@ -900,10 +900,9 @@ def price_coverage_report(
     """
     lines: list[str] = []
     problems: list[str] = []
+    coverage = coverage.assign(day=pd.to_datetime(coverage["day"]).dt.date)
     for symbol in symbols:
-        mine = coverage[coverage["symbol"] == symbol].copy()
-        mine["day"] = pd.to_datetime(mine["day"]).dt.date
-        mine = mine.sort_values("day")
+        mine = coverage[coverage["symbol"] == symbol].sort_values("day")
         served = mine[mine["status"].isin(["complete", "partial"])]
         failed = mine[mine["status"] == "failed"]
         no_data = mine[mine["status"] == "no_data"]
