@@ -62,7 +62,7 @@ def _open_export(path: Path, what: str) -> Iterator[pa.NativeFile]:
 def _utc(name: str, value: str | date | datetime | pd.Timestamp) -> pd.Timestamp:
     problem = f"{name}={value!r} is not a date or time: use e.g. '2022-06-01' or '2022-06-01 12:00' (UTC)"
     # pandas reads a number as nanoseconds since 1970 (20221201 -> 1970-01-01 00:00:00.020221201): refuse it.
-    if not isinstance(value, str | date | pd.Timestamp) or isinstance(value, bool):
+    if not isinstance(value, str | date):  # datetime and pandas.Timestamp are dates too
         raise TypeError(
             f"{problem}, a str, datetime.date, datetime.datetime or pandas.Timestamp; not {type(value).__name__}"
         )
