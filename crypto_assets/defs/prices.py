@@ -47,8 +47,8 @@ def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
 
 
 def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day: date) -> pd.DataFrame:
-    """The bars of ``day`` from the next provider (after the one that served it) whose answer is acceptable, per
-    symbol (judged as the failover judges answers: ``day_problem``).
+    """The bars of ``day`` from the first provider in order that did not serve it and whose answer is acceptable,
+    per symbol (judged as the failover judges answers: ``day_problem``).
 
     Used to score accuracy: a second opinion on a sample of stored bars.
     """
