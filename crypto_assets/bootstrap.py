@@ -161,23 +161,22 @@ def _coverage(
     return problems
 
 
-def _summarise(path: Path, echo: Callable[[str], None]) -> int:
+def _summarise(conn: duckdb.DuckDBPyConnection, echo: Callable[[str], None]) -> int:
     """Print the rows per table and the training set's splits; return the training set's row count."""
     counts: dict[str, int] = {}
-    with wh.connect(path, read_only=True) as conn:
-        echo("rows per table:")
-        for table in SUMMARY_TABLES:
-            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if wh.table_exists(conn, table) else 0
-            counts[table] = count
-            echo(f"  {table:<32} {count:>9,}")
-        if wh.table_exists(conn, "ml.training_set"):
-            splits = conn.execute(
-                "SELECT split, count(*), min(ts), max(ts) FROM ml.training_set GROUP BY split ORDER BY min(ts)"
-            ).fetchall()
-            columns = len(conn.execute("SELECT * FROM ml.training_set LIMIT 0").description)
-            echo("training set (rows x columns per split):")
-            for split, count, first, last in splits:
-                echo(f"  {split:<6} {count:>7,} x {columns}   {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC")
+    echo("rows per table:")
+    for table in SUMMARY_TABLES:
+        count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if wh.table_exists(conn, table) else 0
+        counts[table] = count
+        echo(f"  {table:<32} {count:>9,}")
+    if wh.table_exists(conn, "ml.training_set"):
+        splits = conn.execute(
+            "SELECT split, count(*), min(ts), max(ts) FROM ml.training_set GROUP BY split ORDER BY min(ts)"
+        ).fetchall()
+        columns = len(conn.execute("SELECT * FROM ml.training_set LIMIT 0").description)
+        echo("training set (rows x columns per split):")
+        for split, count, first, last in splits:
+            echo(f"  {split:<6} {count:>7,} x {columns}   {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC")
     return counts["ml.training_set"]
 
 
@@ -194,7 +193,7 @@ def _later_built_days(path: Path, end: date, symbols: Sequence[str]) -> tuple[da
     from crypto_assets.defs.features import INDICATOR_LOOKBACK_DAYS
 
     horizon = end + timedelta(days=INDICATOR_LOOKBACK_DAYS)
-    with wh.connect(path) as conn:
+    with wh.connect(path, read_only=True) as conn:
         if not wh.table_exists(conn, "raw.prices"):
             return None
         first, last = conn.execute(
@@ -259,12 +258,17 @@ def run_bootstrap(
         echo(f"  failed step {step_key}: {cause[:FAILURE_CHARS]}{'...' if len(cause) > FAILURE_CHARS else ''}")
     checks = _check_results(result)
     failed_checks = [c for c in checks if not c[2]]
-    echo(f"checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed")
+    failed_errors = [c for c in failed_checks if c[3] == "ERROR"]
+    echo(
+        f"checks: {len(checks) - len(failed_checks)} passed, {len(failed_checks)} failed "
+        f"({len(failed_errors)} errors, {len(failed_checks) - len(failed_errors)} warnings)"
+    )
     for asset, name, _, severity, description in failed_checks:
         echo(f"  {'FAILED' if severity == 'ERROR' else 'warning'} {asset} {name}: {description}")
     try:
-        training_rows = _summarise(settings.duckdb_path, echo)
+        # Read-write: the coverage tables are created (empty) when a failed run never wrote them.
         with wh.connect(settings.duckdb_path) as conn:
+            training_rows = _summarise(conn, echo)
             coverage_problems = _coverage(conn, start, end, symbols, echo)
     except wh.WarehouseLocked as exc:
         echo(f"no summary of the warehouse: {exc}")
@@ -273,9 +277,8 @@ def run_bootstrap(
     if training_rows:
         echo("load it:     from crypto_assets import load_training_table; df = load_training_table()")
     echo(f"open the UI: {_ui_hint(dagster_home)}   (then http://127.0.0.1:3000: assets, lineage, this run)")
-    blocking_failed = [c for c in failed_checks if c[3] == "ERROR"]
-    if result.success and not blocking_failed and not coverage_problems:
+    if result.success and not failed_errors and not coverage_problems:
         return 0
-    if failures or blocking_failed:
+    if failures or failed_errors:
         echo(_next_step([cause for _, cause in failures]))
     return 1

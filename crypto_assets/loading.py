@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,7 +63,7 @@ def _open_export(path: Path, what: str) -> Iterator[pa.NativeFile]:
 def _utc(name: str, value: str | date | datetime | pd.Timestamp) -> pd.Timestamp:
     problem = f"{name}={value!r} is not a date or time: use e.g. '2022-06-01' or '2022-06-01 12:00' (UTC)"
     # pandas reads a number as nanoseconds since 1970 (20221201 -> 1970-01-01 00:00:00.020221201): refuse it.
-    if not isinstance(value, str | date | pd.Timestamp) or isinstance(value, bool):
+    if not isinstance(value, str | date):  # datetime and pandas.Timestamp are dates too
         raise TypeError(
             f"{problem}, a str, datetime.date, datetime.datetime or pandas.Timestamp; not {type(value).__name__}"
         )
@@ -125,6 +126,10 @@ def _read_export(
     frame = table.to_pandas()
     if "ts" in frame.columns:
         frame["ts"] = frame["ts"].dt.as_unit("ns")
+    # INTEGER columns (gap_hours_24h, venues_24h) arrive as int32: int64, as in the pipeline's frames.
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, np.dtype) and dtype.kind == "i" and dtype != np.int64:
+            frame[name] = frame[name].astype(np.int64)
     return frame
 
 
@@ -140,8 +145,8 @@ def load_training_table(
     """The training set as a DataFrame, filtered by symbols, splits and ``start <= ts < end`` (UTC).
 
     ``columns`` picks feature/label columns; ``symbol``, ``ts`` and ``split`` are always included.
-    Rows are sorted by (ts, symbol); ``ts`` is ``datetime64[ns, UTC]``. Safe while a pipeline run writes
-    the warehouse (it reads the atomically replaced Parquet export of ``duckdb_path`` or
+    Rows are sorted by (ts, symbol); ``ts`` is ``datetime64[ns, UTC]``, integer columns int64. Safe while a
+    pipeline run writes the warehouse (it reads the atomically replaced Parquet export of ``duckdb_path`` or
     ``CRYPTO_ASSETS_DUCKDB``). Unknown splits, columns or symbols raise ValueError; a missing export
     raises FileNotFoundError.
     """

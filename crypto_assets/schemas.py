@@ -37,6 +37,9 @@ ALL_SYMBOLS = "*"
 # Same rule as crypto_assets.symbols.validate_symbol.
 _SYMBOL_PATTERN = r"^[A-Z0-9]{2,15}$"
 _UTC = {"dtype_kwargs": {"unit": "ns", "tz": "UTC"}}
+# Counts the warehouse contract (warehouse.md) types INTEGER: int64 in pandas like every count, INTEGER in DuckDB
+# (read back as int32, widened again by validate_frame).
+_INTEGER = {"metadata": {"duckdb_type": "INTEGER"}}
 _UTC_ALIASES = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu", "GMT", "Etc/GMT"}
 
 
@@ -70,13 +73,9 @@ def _bar_ts() -> Any:
     return pa.Field(**_UTC, description="bar open time, UTC, on the hour; the bar covers [ts, ts + 1h)")
 
 
-def _feature_field(spec: FeatureSpec, *, nullable: bool) -> Any:
-    """Field of one feature from the catalogue: its formula as the description, its value bounds."""
-    return pa.Field(nullable=nullable, description=spec.formula, **spec.bounds())
-
-
-def _provenance_field(spec: ProvenanceSpec, *, nullable: bool) -> Any:
-    return pa.Field(nullable=nullable, description=spec.definition, **spec.bounds())
+def _catalogue_field(spec: FeatureSpec | ProvenanceSpec, description: str, *, nullable: bool, **extra: Any) -> Any:
+    """Field of a catalogue column (a feature's formula, a provenance column's definition), with its value bounds."""
+    return pa.Field(nullable=nullable, description=description, **spec.bounds(), **extra)
 
 
 def _ts_on_the_hour(cls: Any, ts: pd.Series) -> pd.Series:
@@ -105,14 +104,19 @@ def _bar_table_model(
 
 def _feature_columns(specs: tuple[FeatureSpec, ...], *, in_training_set: bool) -> dict[str, tuple[Any, Any]]:
     """Feature columns: nullable as the catalogue says (window filling, gap, no coverage), never in training."""
-    return {s.name: (Series[float], _feature_field(s, nullable=s.nullable and not in_training_set)) for s in specs}
+    return {
+        s.name: (Series[float], _catalogue_field(s, s.formula, nullable=s.nullable and not in_training_set))
+        for s in specs
+    }
 
 
 def _provenance_columns(*, in_training_set: bool) -> dict[str, tuple[Any, Any]]:
     return {
         s.name: (
             Series[np.int64] if s.integer else Series[float],
-            _provenance_field(s, nullable=s.nullable and not in_training_set),
+            _catalogue_field(
+                s, s.definition, nullable=s.nullable and not in_training_set, **(_INTEGER if s.integer else {})
+            ),
         )
         for s in PROVENANCE_CATALOGUE
     }
@@ -180,7 +184,7 @@ class PriceCoverageModel(_WarehouseModel):
             "none served"
         ),
     )
-    bars: Series[np.int64] = pa.Field(ge=0, description="bars stored for the day")
+    bars: Series[np.int64] = pa.Field(ge=0, description="bars stored for the day", **_INTEGER)
     provider: Series[str] = pa.Field(nullable=True, description="who served the day; null when none")
     detail: Series[str] = pa.Field(description="each provider's answer in a few words")
 
@@ -201,7 +205,7 @@ class NewsCoverageModel(_WarehouseModel):
     status: Series[str] = pa.Field(
         isin=list(NEWS_COVERAGE_STATUSES), description="ok, failed or skipped (e.g. no API key)"
     )
-    articles: Series[np.int64] = pa.Field(ge=0, description="articles the answer held")
+    articles: Series[np.int64] = pa.Field(ge=0, description="articles the answer held", **_INTEGER)
     fetched_at: Series[pd.DatetimeTZDtype] = pa.Field(**_UTC, description="when the provider was asked, UTC")
     detail: Series[str] = pa.Field(description="the answer in a few words (the error of a failed one)")
 
@@ -263,7 +267,10 @@ SentimentHourlyModel = _bar_table_model(
     {
         **_feature_columns(_SENTIMENT_SPECS, in_training_set=False),
         "news_count_24h": (Series[np.int64], pa.Field(ge=0, description="n: articles in [ts - 23h, ts + 1h)")),
-        "news_coverage_24h": (Series[float], _provenance_field(_NEWS_COVERAGE, nullable=False)),
+        "news_coverage_24h": (
+            Series[float],
+            _catalogue_field(_NEWS_COVERAGE, _NEWS_COVERAGE.definition, nullable=False),
+        ),
     },
 )
 
@@ -405,6 +412,20 @@ def _normalise_utc(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataF
     return out
 
 
+def _widen_integers(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
+    """Bring narrower integer columns (DuckDB returns INTEGER as ``int32``) to the model's integer dtype."""
+    out = df
+    for name, column in model.to_schema().columns.items():
+        if name not in df.columns or not isinstance(column.dtype.type, np.dtype) or column.dtype.type.kind != "i":
+            continue
+        dtype = df[name].dtype
+        if isinstance(dtype, np.dtype) and dtype.kind == "i" and dtype.itemsize < column.dtype.type.itemsize:
+            if out is df:
+                out = df.copy()
+            out[name] = df[name].astype(column.dtype.type)
+    return out
+
+
 def _normalise_dates(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
     """Bring DATE columns held as timestamps at midnight (DuckDB returns DATE as naive ``datetime64[us]``; a
     UTC ``Timestamp.floor("D")`` is one too) to ``datetime.date`` values; other timestamps are left alone so
@@ -428,15 +449,20 @@ def _normalise_dates(df: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.Dat
     return out
 
 
+def with_dates(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (columns of ``table``, e.g. as read from DuckDB) with ``table``'s DATE columns as ``datetime.date``."""
+    return _normalise_dates(df, model_for(table))
+
+
 def validate_frame(table: str, df: pd.DataFrame) -> pd.DataFrame:
     """Validate ``df`` against ``table``'s model, collecting every failure (lazy) before raising.
 
     Returns the validated frame (UTC timestamps normalised to ``datetime64[ns, UTC]``, DATE columns to
-    ``datetime.date``); raises
+    ``datetime.date``, narrower integers widened to the model's); raises
     ``SchemaViolation`` naming the table with a readable table of the first failure cases.
     """
     model = model_for(table)
-    frame = _normalise_dates(_normalise_utc(df, model), model)
+    frame = _widen_integers(_normalise_dates(_normalise_utc(df, model), model), model)
     # pandera cannot report uniqueness failures on a frame whose index has duplicate labels.
     positional = not frame.index.is_unique
     if positional:
@@ -462,6 +488,8 @@ def column_names(table: str) -> list[str]:
 
 
 def _sql_type(column: pa.Column) -> str:
+    if column.metadata and "duckdb_type" in column.metadata:
+        return column.metadata["duckdb_type"]
     if isinstance(column.dtype, pandas_engine.Date):
         return "DATE"
     dtype = column.dtype.type

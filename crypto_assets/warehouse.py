@@ -208,8 +208,9 @@ def replace_partitions(conn: duckdb.DuckDBPyConnection, writes: Sequence[Write])
         _check_inside(write)
     conn.execute("BEGIN TRANSACTION")
     try:
+        for table in dict.fromkeys(write.table for write in writes):
+            ensure_table(conn, table)
         for write in writes:
-            ensure_table(conn, write.table)
             scope_sql, scope_params = _scope_sql(write.scope)
             for start, end in write.windows:
                 conn.execute(

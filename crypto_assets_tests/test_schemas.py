@@ -305,7 +305,7 @@ def test_dagster_table_schema_matches_model(table: str) -> None:
     key = schemas.grain(table)
     for col in table_schema.columns:
         pa_col = model_schema.columns[col.name]
-        assert col.type in {"TIMESTAMPTZ", "DATE", "DOUBLE", "VARCHAR", "BOOLEAN", "BIGINT"}
+        assert col.type in {"TIMESTAMPTZ", "DATE", "DOUBLE", "VARCHAR", "BOOLEAN", "BIGINT", "INTEGER"}
         assert col.description, f"{table}.{col.name} has no description"
         assert col.constraints.nullable == (pa_col.nullable or not pa_col.required)
         assert col.constraints.unique == (key == [col.name])
@@ -334,13 +334,14 @@ def test_dagster_table_schema_types_and_constraints() -> None:
     days = {c.name: c for c in dagster_table_schema("raw.price_coverage").columns}
     assert days["day"].type == "DATE" and not days["day"].constraints.nullable
     assert days["status"].constraints.other == ["one of complete, partial, no_data, failed"]
-    assert days["bars"].type == "BIGINT" and days["bars"].constraints.other == [">= 0"]
+    assert days["bars"].type == "INTEGER" and days["bars"].constraints.other == [">= 0"]
     assert days["provider"].constraints.nullable and not days["detail"].constraints.nullable
     answers = dagster_table_schema("raw.news_coverage")
     assert answers.constraints.other == ["primary key (provider, window_start)", "window_end > window_start"]
     by_answer = {c.name: c for c in answers.columns}
     assert [by_answer[c].type for c in ("window_start", "window_end", "fetched_at")] == ["TIMESTAMPTZ"] * 3
     assert by_answer["status"].constraints.other == ["one of ok, failed, skipped"]
+    assert by_answer["articles"].type == "INTEGER"
     assert all(c.description for c in answers.columns)
 
 
@@ -439,6 +440,7 @@ def test_coverage_tables_round_trip_through_duckdb() -> None:
         expected = frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
         pd.testing.assert_frame_equal(out, expected, check_dtype=False)
     assert conn.execute("SELECT typeof(day) FROM raw.price_coverage LIMIT 1").fetchone()[0] == "DATE"
+    assert conn.execute("SELECT typeof(bars) FROM raw.price_coverage LIMIT 1").fetchone()[0] == "INTEGER"
 
 
 # --- the feature catalogue drives the feature columns ------------------------------------------------------------
@@ -467,7 +469,7 @@ def test_feature_columns_come_from_the_catalogue() -> None:
     for table in ("features.feature_vectors", "ml.training_set"):
         ui = {c.name: c for c in dagster_table_schema(table).columns}
         for spec in PROVENANCE_CATALOGUE:
-            assert ui[spec.name].type == ("BIGINT" if spec.integer else "DOUBLE")
+            assert ui[spec.name].type == ("INTEGER" if spec.integer else "DOUBLE")
             assert ui[spec.name].description == spec.definition
             assert ui[spec.name].constraints.nullable == (spec.nullable and table != "ml.training_set")
     hourly = {c.name: c for c in dagster_table_schema("features.sentiment_hourly").columns}

@@ -203,3 +203,30 @@ def test_a_table_of_an_earlier_version_gets_its_new_columns(tmp_path):
         columns = [r[0] for r in conn.execute("DESCRIBE features.sentiment_hourly").fetchall()]
         kept = conn.execute("SELECT count(*) FROM features.sentiment_hourly").fetchone()[0]
     assert "news_coverage_24h" in columns and "sentiment_mean_24h" in columns and kept == 1
+
+
+def test_a_warehouse_with_bigint_counts_keeps_working(tmp_path):
+    """Counts the contract types INTEGER were BIGINT in warehouses built before: such a table is written to and
+    read back as before, and what it holds validates (INTEGER or BIGINT, the frames hold int64)."""
+    from crypto_assets.schemas import duckdb_ddl, validate_frame
+
+    path = tmp_path / "w.duckdb"
+    coverage = pd.DataFrame(
+        {
+            "symbol": ["BTC", "ETH"],
+            "day": [DAY1[0].date()] * 2,
+            "status": ["complete", "partial"],
+            "bars": [24, 20],
+            "provider": ["binance", "okx"],
+            "detail": ["binance: 24 bars", "binance: failed; okx: 20 bars"],
+        }
+    )
+    with wh.connect(path) as conn:
+        conn.execute("CREATE SCHEMA raw")
+        conn.execute(duckdb_ddl("raw.price_coverage").replace("INTEGER", "BIGINT"))
+        wh.replace_rows(
+            conn, "raw.price_coverage", coverage, time_column="day", windows=[(DAY1[0].date(), DAY2[0].date())]
+        )
+        assert conn.execute("SELECT DISTINCT typeof(bars) FROM raw.price_coverage").fetchall() == [("BIGINT",)]
+        back = validate_frame("raw.price_coverage", wh.read_window(conn, "raw.price_coverage", time_column="day"))
+    assert back["bars"].dtype == "int64" and back["bars"].tolist() == [24, 20]

@@ -13,6 +13,10 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
+from crypto_assets.defs.features import FEATURE_VECTORS, INDICATOR_LOOKBACK_DAYS, TECHNICAL_INDICATORS
+from crypto_assets.defs.ml import TRAINING_SET
+from crypto_assets.defs.news import SENTIMENT_HOURLY
+
 EVERY_ASSET = dg.AssetSelection.all()
 
 bootstrap_job = dg.define_asset_job(
@@ -29,16 +33,11 @@ bootstrap_job = dg.define_asset_job(
 # tables (features.md, "order independence"). `crypto-assets bootstrap` runs it; see docs/quality.md.
 lookback_job = dg.define_asset_job(
     name="recompute_lookback",
-    selection=dg.AssetSelection.assets(
-        ["features", "technical_indicators"],
-        ["features", "sentiment_hourly"],
-        ["features", "feature_vectors"],
-        ["ml", "training_set"],
-    ),
+    selection=dg.AssetSelection.assets(TECHNICAL_INDICATORS, SENTIMENT_HOURLY, FEATURE_VECTORS, TRAINING_SET),
     description=(
-        "Recompute the partitions whose look-back (14 days for indicators, 1 day for 24-hour windows) reaches "
-        "newly built older days, then the training set. Launched by `crypto-assets bootstrap` after a backfill "
-        "of days older than ones already built."
+        f"Recompute the partitions whose look-back ({INDICATOR_LOOKBACK_DAYS} days for indicators, 1 day for "
+        "24-hour windows) reaches newly built older days, then the training set. Launched by `crypto-assets "
+        "bootstrap` after a backfill of days older than ones already built."
     ),
 )
 

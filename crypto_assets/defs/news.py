@@ -22,7 +22,7 @@ from crypto_assets.defs.resources import NewsSources, Universe, Warehouse
 from crypto_assets.providers.news import NewsAnswer
 from crypto_assets.providers.registry import NEWS
 from crypto_assets.schemas import validate_frame
-from crypto_assets.transforms.news import carried_forward, coverage_rows, normalize_news
+from crypto_assets.transforms.news import carried_articles, carried_forward, coverage_rows, normalize_news
 from crypto_assets.transforms.sentiment import get_model, score_articles, sentiment_hourly
 
 RAW_NEWS = dg.AssetKey(["raw", "news"])
@@ -95,18 +95,21 @@ def raw_news(
 ) -> dg.MaterializeResult:
     start, end = context.partition_time_window
     answers = fetch_news(context, news_sources, start, end)
-    raw = pd.concat([answer.articles for answer in answers], ignore_index=True) if answers else None
-    fresh_news = normalize_news(raw, universe.symbols) if raw is not None else normalize_news(pd.DataFrame(), [])
-    fresh_coverage = coverage_rows(_answer_windows(answers), raw if raw is not None else pd.DataFrame())
+    raw = pd.concat([answer.articles for answer in answers], ignore_index=True) if answers else pd.DataFrame()
+    fresh_news = normalize_news(raw, universe.symbols)
+    fresh_coverage = coverage_rows(_answer_windows(answers), raw)
     with warehouse.get_connection() as conn:
         stored_coverage = wh.read_window(conn, "raw.news_coverage", time_column="window_start", start=start, end=end)
-        stored_news = wh.read_window(conn, "raw.news", time_column="published_at", start=start, end=end)
-        coverage, kept, carried = carried_forward(
-            fresh_coverage, stored_coverage, stored_news, [answer.provider for answer in answers]
-        )
+        coverage, carried = carried_forward(fresh_coverage, stored_coverage, [answer.provider for answer in answers])
         fresh_news = fresh_news[(fresh_news["published_at"] >= start) & (fresh_news["published_at"] < end)]
-        fresh_news = fresh_news.assign(ingested_at=pd.Timestamp(datetime.now(UTC)))
-        news = pd.concat([fresh_news, kept[[c for c in fresh_news.columns if c in kept]]], ignore_index=True)
+        news = fresh_news.assign(ingested_at=pd.Timestamp(datetime.now(UTC)))
+        if carried:
+            days = [day for _, day in carried]
+            stored_news = wh.read_window(
+                conn, "raw.news", time_column="published_at", start=min(days), end=max(days) + pd.Timedelta(days=1)
+            )
+            kept = carried_articles(stored_news, carried)
+            news = pd.concat([news, kept[[c for c in news.columns if c in kept]]], ignore_index=True)
         news = news.drop_duplicates("article_id", keep="first").reset_index(drop=True)
         news = validate_frame("raw.news", news)
         coverage = validate_frame("raw.news_coverage", coverage)
@@ -117,7 +120,8 @@ def raw_news(
                 wh.Write("raw.news_coverage", coverage, "window_start", [(start, end)]),
             ],
         )
-    for note in carried:
+    notes = [f"{provider} {day:%Y-%m-%d}" for provider, day in carried]
+    for note in notes:
         context.log.warning(f"{note}: the provider answered nothing now; its earlier articles of the day are kept")
     tagged = news["symbols"].fillna("").str.len().gt(0).sum() if "symbols" in news else 0
     status_hours = (coverage["window_end"] - coverage["window_start"]).dt.total_seconds().div(3600)
@@ -130,7 +134,7 @@ def raw_news(
             "coverage_hours": dg.MetadataValue.json(
                 {f"{provider} {status}": float(hours) for (provider, status), hours in hours_by.items()}
             ),
-            "carried_forward": dg.MetadataValue.json(carried),
+            "carried_forward": dg.MetadataValue.json(notes),
             "preview": preview(news[["published_at", "source", "title", "symbols"]] if "symbols" in news else news),
         }
     )

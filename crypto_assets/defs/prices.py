@@ -21,6 +21,7 @@ from crypto_assets.defs.common import (
 from crypto_assets.defs.resources import PriceSources, Universe, Warehouse
 from crypto_assets.errors import ProviderError
 from crypto_assets.providers.prices import (
+    ANSWER_REJECTED,
     COMPLETE,
     FAILED,
     NO_DATA,
@@ -33,7 +34,8 @@ from crypto_assets.providers.prices import (
     fetch_prices_with_failover,
 )
 from crypto_assets.providers.registry import PRICES
-from crypto_assets.schemas import validate_frame
+from crypto_assets.schemas import validate_frame, with_dates
+from crypto_assets.timegrid import consecutive_runs
 
 RAW_PRICES = dg.AssetKey(["raw", "prices"])
 PRICE_FETCH_THREADS = 4
@@ -41,19 +43,12 @@ PRICE_FETCH_THREADS = 4
 
 def merge_days(days: list[date]) -> list[tuple[datetime, datetime]]:
     """Contiguous runs of days as [start, end) windows."""
-    windows: list[tuple[datetime, datetime]] = []
-    for day in sorted(days):
-        start, end = day_window(day)
-        if windows and windows[-1][1] == start:
-            windows[-1] = (windows[-1][0], end)
-        else:
-            windows.append((start, end))
-    return windows
+    return [(day_window(run[0])[0], day_window(run[-1])[1]) for run in consecutive_runs(sorted(days))]
 
 
 def second_provider_sample(frame: pd.DataFrame, clients: list[PriceClient], day: date) -> pd.DataFrame:
-    """The bars of ``day`` from the next provider (after the one that served it) whose answer is acceptable, per
-    symbol (judged as the failover judges answers: ``day_problem``).
+    """The bars of ``day`` from the first provider in order that did not serve it and whose answer is acceptable,
+    per symbol (judged as the failover judges answers: ``day_problem``).
 
     Used to score accuracy: a second opinion on a sample of stored bars.
     """
@@ -98,22 +93,26 @@ def keep_stored_days(
     coverage: pd.DataFrame, stored: pd.DataFrame, stored_bars: pd.DataFrame, now: datetime
 ) -> pd.DataFrame:
     """Failed and no_data (symbol, day)s whose bars an earlier run stored keep them, and their coverage row:
-    the row stays as it was, its detail saying what this re-fetch got (so a provider outage never erases bars)."""
-    stored = stored.assign(day=pd.to_datetime(stored["day"]).dt.date)
+    the row stays as it was, its detail saying what this re-fetch got (so a provider outage never erases bars).
+
+    ``day`` is a ``datetime.date`` in all three frames."""
+    out = coverage.copy()
+    unserved = coverage[coverage["status"].isin([FAILED, NO_DATA])]
+    if unserved.empty:
+        return out
     counts = {(row.symbol, row.day): int(row.bars) for row in stored_bars.itertuples(index=False)}
     previous = {(row.symbol, row.day): row for row in stored.itertuples(index=False)}
-    out = coverage.copy()
-    for index, row in coverage.iterrows():
-        key = (row["symbol"], row["day"])
-        if row["status"] not in (FAILED, NO_DATA) or counts.get(key, 0) == 0:
+    for row in unserved.itertuples():
+        key = (row.symbol, row.day)
+        if counts.get(key, 0) == 0:
             continue
-        attempt = f"re-fetch {now:%Y-%m-%d %H:%M} UTC got {row['status']} ({row['detail']}); stored bars kept"
+        attempt = f"re-fetch {now:%Y-%m-%d %H:%M} UTC got {row.status} ({row.detail}); stored bars kept"
         before = previous.get(key)
         if before is not None:
-            out.loc[index, ["status", "bars", "provider"]] = [before.status, int(before.bars), before.provider]
-            out.loc[index, "detail"] = f"{before.detail} | {attempt}"
+            out.loc[row.Index, ["status", "bars", "provider"]] = [before.status, int(before.bars), before.provider]
+            out.loc[row.Index, "detail"] = f"{before.detail} | {attempt}"
         else:
-            out.loc[index, ["bars", "detail"]] = [counts[key], attempt]
+            out.loc[row.Index, ["bars", "detail"]] = [counts[key], attempt]
     return out
 
 
@@ -160,7 +159,7 @@ def raw_prices(
                 + (f"; served by {served}" if served else "")
             )
             for day, outcome in sorted(result.days.items()):
-                if outcome.status == FAILED or "answer rejected" in outcome.detail:
+                if outcome.status == FAILED or ANSWER_REJECTED in outcome.detail:
                     context.log.warning(f"{symbol} {day}: {outcome.status}: {outcome.detail}")
 
     coverage = coverage_frame(results)
@@ -178,21 +177,27 @@ def raw_prices(
             if wh.table_exists(conn, "raw.prices")
             else pd.DataFrame(columns=["symbol", "day", "bars"])
         )
-        stored_bars["day"] = pd.to_datetime(stored_bars["day"]).dt.date
+        stored = with_dates("raw.price_coverage", stored)
+        stored_bars = with_dates("raw.price_coverage", stored_bars)
         coverage = validate_frame("raw.price_coverage", keep_stored_days(coverage, stored, stored_bars, now))
+        frame = pd.concat([r.frame for r in results.values()], ignore_index=True) if results else empty_prices_frame()
+        frame = validate_frame("raw.prices", frame.assign(ingested_at=pd.Timestamp(now)))
+        by_symbol = dict(tuple(frame.groupby("symbol", sort=False)))
         writes = [
-            wh.Write("raw.price_coverage", coverage, "day", [(first_day, last_day)], {"symbol": universe.symbols})
+            wh.Write("raw.price_coverage", coverage, "day", [(first_day, last_day)], {"symbol": universe.symbols}),
+            *(
+                wh.Write(
+                    "raw.prices",
+                    by_symbol.get(symbol, frame.iloc[:0]),
+                    "ts",
+                    merge_days(result.with_status(COMPLETE, PARTIAL)),
+                    {"symbol": [symbol]},
+                )
+                for symbol, result in results.items()
+            ),
         ]
-        frames = []
-        for symbol, result in results.items():
-            served = result.with_status(COMPLETE, PARTIAL)
-            frame = result.frame.assign(ingested_at=pd.Timestamp(now))
-            frame = validate_frame("raw.prices", frame)
-            frames.append(frame)
-            writes.append(wh.Write("raw.prices", frame, "ts", merge_days(served), {"symbol": [symbol]}))
         wh.replace_partitions(conn, writes)
 
-    frame = pd.concat(frames, ignore_index=True) if frames else empty_prices_frame()
     status_counts = coverage["status"].value_counts().to_dict()
     return dg.MaterializeResult(
         metadata={

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -88,16 +89,11 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
-def _prices(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe) -> pd.DataFrame:
-    start, end = run_window(context)
-    with warehouse.get_connection() as conn:
-        return wh.read_window(conn, "raw.prices", time_column="ts", start=start, end=end, symbols=universe.symbols)
-
-
-def _news(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> pd.DataFrame:
-    start, end = run_window(context)
-    with warehouse.get_connection() as conn:
-        return wh.read_window(conn, "raw.news", time_column="published_at", start=start, end=end)
+def _newest(conn: duckdb.DuckDBPyConnection, table: str, column: str) -> datetime | None:
+    """The latest ``column`` value stored in ``table`` (None when it is empty or does not exist)."""
+    if not wh.table_exists(conn, table):
+        return None
+    return conn.execute(f"SELECT max({column}) FROM {table}").fetchone()[0]
 
 
 # ------------------------------------------------------------------------------------------ raw/prices
@@ -151,24 +147,10 @@ PRICE_CHECKS = {
 def raw_prices_checks(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse, universe: Universe
 ) -> Iterator[dg.AssetCheckResult]:
-    prices = _prices(context, warehouse, universe)
-    now = datetime.now(UTC)
     start, end = run_window(context)
-    yield to_check_result(q.ohlc_consistency(prices), check=PRICE_CHECKS["ohlc_consistency"])
-    yield to_check_result(q.duplicate_bars(prices), check=PRICE_CHECKS["no_duplicate_bars"])
-    yield _completeness(prices, start, end, universe.symbols, now)
-    yield _current_partition_staleness(prices, end, universe.symbols, now)
-    yield to_check_result(q.return_anomalies(prices), check=PRICE_CHECKS["return_anomalies"])
     with warehouse.get_connection() as conn:
-        newest = (
-            conn.execute("SELECT max(ts) FROM raw.prices").fetchone()[0]
-            if wh.table_exists(conn, "raw.prices")
-            else None
-        )
-    yield _freshness_result(
-        newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar", check=PRICE_CHECKS["prices_data_freshness"]
-    )
-    with warehouse.get_connection() as conn:
+        prices = wh.read_window(conn, "raw.prices", time_column="ts", start=start, end=end, symbols=universe.symbols)
+        newest = _newest(conn, "raw.prices", "ts")
         coverage = wh.read_window(
             conn,
             "raw.price_coverage",
@@ -177,6 +159,15 @@ def raw_prices_checks(
             end=end.date() if end else None,
             symbols=universe.symbols,
         )
+    now = datetime.now(UTC)
+    yield to_check_result(q.ohlc_consistency(prices), check=PRICE_CHECKS["ohlc_consistency"])
+    yield to_check_result(q.duplicate_bars(prices), check=PRICE_CHECKS["no_duplicate_bars"])
+    yield _completeness(prices, start, end, universe.symbols, now)
+    yield _current_partition_staleness(prices, end, universe.symbols, now)
+    yield to_check_result(q.return_anomalies(prices), check=PRICE_CHECKS["return_anomalies"])
+    yield _freshness_result(
+        newest, timedelta(hours=1), DATA_FRESHNESS_WARN, "bar", check=PRICE_CHECKS["prices_data_freshness"]
+    )
     yield to_check_result(q.symbol_day_coverage(coverage), check=PRICE_CHECKS["symbol_day_coverage"])
 
 
@@ -272,23 +263,18 @@ NEWS_CHECKS = {
     description="the raw/news checks, one read of the run's articles",
 )
 def raw_news_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> Iterator[dg.AssetCheckResult]:
-    news = _news(context, warehouse)
+    start, end = run_window(context)
+    with warehouse.get_connection() as conn:
+        news = wh.read_window(conn, "raw.news", time_column="published_at", start=start, end=end)
+        newest = _newest(conn, "raw.news", "published_at")
+        coverage = wh.read_window(conn, "raw.news_coverage", time_column="window_start", start=start, end=end)
     yield to_check_result(q.duplicate_articles(news), check=NEWS_CHECKS["no_duplicate_articles"])
     yield to_check_result(q.future_articles(news, datetime.now(UTC)), check=NEWS_CHECKS["no_future_articles"])
     yield to_check_result(q.empty_titles(news), check=NEWS_CHECKS["non_empty_titles"])
     yield _news_volume(news)
-    with warehouse.get_connection() as conn:
-        newest = (
-            conn.execute("SELECT max(published_at) FROM raw.news").fetchone()[0]
-            if wh.table_exists(conn, "raw.news")
-            else None
-        )
     yield _freshness_result(
         newest, timedelta(0), NEWS_FRESHNESS_WARN, "article", check=NEWS_CHECKS["news_data_freshness"]
     )
-    start, end = run_window(context)
-    with warehouse.get_connection() as conn:
-        coverage = wh.read_window(conn, "raw.news_coverage", time_column="window_start", start=start, end=end)
     yield to_check_result(
         q.news_coverage_by_day(coverage, start, end, datetime.now(UTC)), check=NEWS_CHECKS["news_coverage"]
     )

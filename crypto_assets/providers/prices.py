@@ -23,6 +23,7 @@ from crypto_assets.errors import ProviderError, UnknownSymbolError
 from crypto_assets.http import OPEN, HttpClient, HttpStatusError, merge_stats
 from crypto_assets.providers.registry import BaseClient
 from crypto_assets.symbols import validate_symbol
+from crypto_assets.timegrid import consecutive_runs as _runs
 
 if TYPE_CHECKING:
     from crypto_assets.providers.registry import SymbolMap
@@ -213,6 +214,7 @@ class BasePriceClient(BaseClient):
 # --------------------------------------------------------------------------------------------- failover
 
 COMPLETE, PARTIAL, NO_DATA, FAILED = "complete", "partial", "no_data", "failed"
+ANSWER_REJECTED = "answer rejected"
 _VALUES = ("open", "high", "low", "close", "volume")
 
 
@@ -295,17 +297,6 @@ class FailoverResult:
         return {day: self.days[day].detail for day in self.with_status(FAILED)}
 
 
-def _runs(days: Sequence[dt.date]) -> list[list[dt.date]]:
-    """Consecutive-day runs of sorted ``days``."""
-    runs: list[list[dt.date]] = []
-    for day in days:
-        if runs and day - runs[-1][-1] == dt.timedelta(days=1):
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    return runs
-
-
 def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=UTC)
 
@@ -354,7 +345,7 @@ def _ask(client: PriceClient, symbol: str, days: list[dt.date], now: dt.datetime
                 continue
             problem = day_problem(bars)
             if problem is not None:
-                answers[day] = _Answer(note=f"answer rejected: {problem}", error=True)
+                answers[day] = _Answer(note=f"{ANSWER_REJECTED}: {problem}", error=True)
                 continue
             answers[day] = _Answer(bars=distinct_bars(bars))
     return answers

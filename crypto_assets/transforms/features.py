@@ -25,39 +25,27 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.symbols import BENCHMARK_SYMBOL
+from crypto_assets.timegrid import HOUR_NS
 from crypto_assets.transforms.indicators import (
     normalize_ts,
     position_in_series,
     prepare_prices,
     rolling_reduce,
     series_bounds,
+    sorted_bars,
     vwap,
 )
 
 WINDOW_24H = 24
 WINDOW_6H = 6
-HOUR_NS = 3_600_000_000_000
 # Float tolerance of correlation bounds: a Pearson correlation computed in float64 can exceed 1 by ~1e-15.
 CORR_EPS = 1e-9
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One feature of the vector: the single definition the code, the docs, the UI and the table schemas share.
+@dataclass(frozen=True, kw_only=True)
+class _Bounded:
+    """``ge``/``gt``/``le`` bound a present value (pandera's ``Field`` keywords of the same names)."""
 
-    ``ge``/``gt``/``le`` bound a present value (pandera's ``Field`` keywords of the same names);
-    ``nullable`` says whether the value may be null in ``features.feature_vectors`` (a window still
-    filling, a gap, no news coverage: ``null_when``). ``ml.training_set`` holds no null feature.
-    """
-
-    number: int
-    name: str
-    group: str
-    formula: str
-    window: str
-    source: str
-    null_when: str
-    nullable: bool = True
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
@@ -71,6 +59,24 @@ class FeatureSpec:
         low = f"{_num(self.ge)} <= " if self.ge is not None else f"{_num(self.gt)} < " if self.gt is not None else ""
         high = f" <= {_num(self.le)}" if self.le is not None else ""
         return f"{low}x{high}" if low or high else "-"
+
+
+@dataclass(frozen=True)
+class FeatureSpec(_Bounded):
+    """One feature of the vector: the single definition the code, the docs, the UI and the table schemas share.
+
+    ``nullable`` says whether the value may be null in ``features.feature_vectors`` (a window still
+    filling, a gap, no news coverage: ``null_when``). ``ml.training_set`` holds no null feature.
+    """
+
+    number: int
+    name: str
+    group: str
+    formula: str
+    window: str
+    source: str
+    null_when: str
+    nullable: bool = True
 
 
 def _num(value: float) -> str:
@@ -249,23 +255,18 @@ FEATURE_CATALOGUE: tuple[FeatureSpec, ...] = (
 
 
 @dataclass(frozen=True)
-class ProvenanceSpec:
+class ProvenanceSpec(_Bounded):
     """A provenance column of features.md "Gaps, venues and news coverage": carried, never a model input."""
 
     name: str
     integer: bool
     definition: str
     null_when: str
-    ge: float | None = None
-    le: float | None = None
 
     @property
     def nullable(self) -> bool:
         """May be null in ``features.feature_vectors`` (never in ``ml.training_set``)."""
         return self.null_when != "never"
-
-    def bounds(self) -> dict[str, float]:
-        return {k: v for k, v in (("ge", self.ge), ("le", self.le)) if v is not None}
 
 
 PROVENANCE_CATALOGUE: tuple[ProvenanceSpec, ...] = (
@@ -309,7 +310,6 @@ MARKET_STRUCTURE_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group =
 CROSS_ASSET_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "cross-asset")
 SENTIMENT_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "sentiment")
 TEMPORAL_FEATURES = tuple(s.name for s in FEATURE_CATALOGUE if s.group == "temporal")
-FEATURE_VECTOR_COLUMNS: tuple[str, ...] = ("symbol", "ts", *FEATURE_NAMES, *PROVENANCE_COLUMNS)
 
 
 def _cell(text: str) -> str:
@@ -344,12 +344,10 @@ def provenance_markdown() -> str:
 class _Grid:
     """Where each bar of a frame sorted by (symbol, ts) sits on its symbol's hourly grid.
 
-    ``keys`` = symbol rank << 32 | hour number: sorted like the frame, so ``np.searchsorted`` finds the
-    bar of a symbol at any hour. ``prev``/``back24`` are the row numbers of the bars at ``ts - 1h`` /
-    ``ts - 24h`` (-1: none); ``gap_hours`` counts the hours of ``[ts - 23h, ts]`` without a bar.
+    ``prev``/``back24`` are the row numbers of the bars at ``ts - 1h`` / ``ts - 24h`` (-1: none);
+    ``gap_hours`` counts the hours of ``[ts - 23h, ts]`` without a bar.
     """
 
-    keys: np.ndarray
     hours: np.ndarray
     position: np.ndarray
     window_lo: np.ndarray
@@ -366,10 +364,6 @@ class _Grid:
     def full25(self) -> np.ndarray:
         """Bars at every hour of ``[ts - 24h, ts]``: the 24 hourly returns of the window all exist."""
         return self.full24 & (self.back24 >= 0)
-
-    def at(self, lag_hours: int) -> np.ndarray:
-        """Row number of each row's bar at ``ts - lag_hours`` (-1 where there is none)."""
-        return _find(self.keys, self.keys - lag_hours)
 
 
 def _find(sorted_keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -392,13 +386,14 @@ def _grid(symbols: np.ndarray, ts: pd.Series) -> _Grid:
     rank = np.zeros(n, dtype=np.int64)
     for k, (start, stop) in enumerate(series_bounds(symbols)):
         rank[start:stop] = k
-    # Hours relative to the frame's first one, so that the lags below never wrap into another symbol's keys.
+    # keys = symbol rank << 32 | hour number: sorted like the frame, so np.searchsorted finds the bar of a
+    # symbol at any hour. Hours relative to the frame's first one, so that the lags below never wrap into
+    # another symbol's keys.
     rel = hours - (hours.min() - 2 * WINDOW_24H) if n else hours
     keys = (rank << 32) + rel
     window_lo = np.searchsorted(keys, keys - (WINDOW_24H - 1), side="left")
     gap_hours = (WINDOW_24H - (np.arange(n) - window_lo + 1)).astype(np.int64)
     return _Grid(
-        keys=keys,
         hours=hours,
         position=position_in_series(symbols),
         window_lo=window_lo,
@@ -556,9 +551,19 @@ def _frame(p: pd.DataFrame, cols: dict[str, np.ndarray], names: tuple[str, ...])
     return out
 
 
-def _prepared(prices: pd.DataFrame) -> tuple[pd.DataFrame, _Grid]:
-    p = prepare_prices(prices)
+def _prepared(prices: pd.DataFrame, extra: tuple[str, ...] = ()) -> tuple[pd.DataFrame, _Grid]:
+    p = prepare_prices(prices, extra)
     return p, _grid(p["symbol"].to_numpy(), p["ts"])
+
+
+def _prepared_with_provider(prices: pd.DataFrame) -> tuple[pd.DataFrame, _Grid]:
+    if "provider" not in prices.columns:
+        raise ValueError("prices frame lacks the provider column (venues_24h counts the providers of the bars)")
+    return _prepared(prices, ("provider",))
+
+
+def _provenance(p: pd.DataFrame, grid: _Grid) -> dict[str, np.ndarray]:
+    return {"gap_hours_24h": grid.gap_hours, "venues_24h": _venues(grid, p["symbol"].to_numpy(), p["provider"])}
 
 
 # --- public API ---
@@ -628,26 +633,8 @@ def bar_provenance(prices: pd.DataFrame) -> pd.DataFrame:
     ``gap_hours_24h``: hours of ``[ts - 23h, ts]`` with no bar of the symbol; ``venues_24h``: distinct
     ``provider`` values of the symbol's bars in that window (``prices`` needs a ``provider`` column).
     """
-    p, grid = _prepared(prices)
-    out = p[["symbol", "ts"]].copy()
-    out["gap_hours_24h"] = grid.gap_hours
-    out["venues_24h"] = _venues(grid, p["symbol"].to_numpy(), _aligned_providers(prices))
-    return out
-
-
-def _aligned_providers(prices: pd.DataFrame) -> pd.Series:
-    """``prices["provider"]`` in the row order of ``prepare_prices(prices)``."""
-    if "provider" not in prices.columns:
-        raise ValueError("prices frame lacks the provider column (venues_24h counts the providers of the bars)")
-    left = pd.DataFrame(
-        {
-            "symbol": prices["symbol"].astype(str).to_numpy(),
-            "ts": normalize_ts(prices["ts"]).array,
-            "provider": prices["provider"].to_numpy(),
-        }
-    )
-    left = left.sort_values(["symbol", "ts"], kind="mergesort", ignore_index=True)
-    return left["provider"]  # prepare_prices sorts the same way and refuses duplicates
+    p, grid = _prepared_with_provider(prices)
+    return p[["symbol", "ts"]].assign(**_provenance(p, grid))
 
 
 def complete_windows(bars: pd.DataFrame, benchmark: str = BENCHMARK_SYMBOL) -> pd.DataFrame:
@@ -660,10 +647,7 @@ def complete_windows(bars: pd.DataFrame, benchmark: str = BENCHMARK_SYMBOL) -> p
     null there is a defect, not a gap. The warm-up of the ``ta`` indicators is not part of it. ``bars``
     needs ``symbol`` and ``ts`` only.
     """
-    keys = pd.DataFrame({"symbol": bars["symbol"].astype(str).to_numpy(), "ts": normalize_ts(bars["ts"]).array})
-    keys = keys.sort_values(["symbol", "ts"], kind="mergesort", ignore_index=True)
-    if keys.duplicated(["symbol", "ts"]).any():
-        raise ValueError("bars frame has duplicate (symbol, ts) rows")
+    keys = sorted_bars(bars, what="bars")
     symbols = keys["symbol"].to_numpy()
     grid = _grid(symbols, keys["ts"])
     is_bench = symbols == benchmark
@@ -693,7 +677,8 @@ def build_feature_vectors(
     sentiment_hourly: pd.DataFrame | None,
     benchmark: str = BENCHMARK_SYMBOL,
 ) -> pd.DataFrame:
-    """:data:`FEATURE_VECTOR_COLUMNS`, one row per prices bar, sorted by (symbol, ts).
+    """symbol, ts, the 16 features (:data:`FEATURE_NAMES`) and the provenance columns (:data:`PROVENANCE_COLUMNS`),
+    one row per prices bar, sorted by (symbol, ts).
 
     The 16 features are float64; ``gap_hours_24h`` and ``venues_24h`` int64 (see :func:`bar_provenance`,
     ``prices`` needs its ``provider`` column); ``news_coverage_24h`` float64.
@@ -706,8 +691,7 @@ def build_feature_vectors(
     **null** sentiment features and coverage, not 0.0: absence of the computation is not evidence of zero news,
     and the caller decides (the training set drops such rows).
     """
-    providers = _aligned_providers(prices)
-    p, grid = _prepared(prices)
+    p, grid = _prepared_with_provider(prices)
     lr = _log_return(p, grid)
     cols: dict[str, np.ndarray] = {}
     cols.update(_technical(indicators, p, grid))
@@ -725,8 +709,8 @@ def build_feature_vectors(
         cols.update({name: np.where(unknown, np.nan, sent[name].to_numpy()) for name in SENTIMENT_FEATURES})
     cols.update(_temporal(p["ts"]))
     out = _frame(p, cols, FEATURE_NAMES)
-    out["gap_hours_24h"] = grid.gap_hours
-    out["venues_24h"] = _venues(grid, p["symbol"].to_numpy(), providers)
+    for name, values in _provenance(p, grid).items():
+        out[name] = values
     out["news_coverage_24h"] = coverage.astype("float64")
     return out
 

@@ -9,7 +9,7 @@ are null, never 0: `ta` is always called with ``fillna=False``, and ATR's zero w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,24 +64,35 @@ _TS_DTYPE = "datetime64[ns, UTC]"
 # --- helpers shared with features.py / training.py (same package, not part of the public API) ---
 
 
-def prepare_prices(prices: pd.DataFrame) -> pd.DataFrame:
-    """symbol, ts (ns UTC), open..volume (float64), sorted by (symbol, ts), unique, default index."""
-    missing = {"symbol", "ts", *PRICE_COLUMNS} - set(prices.columns)
-    if missing:
-        raise ValueError(f"prices frame lacks columns {sorted(missing)}")
-    frame = pd.DataFrame(
+def sorted_bars(
+    frame: pd.DataFrame, columns: Mapping[str, np.ndarray] | None = None, *, what: str = "prices"
+) -> pd.DataFrame:
+    """symbol (str), ts (ns UTC) and ``columns`` (arrays in ``frame``'s row order) of ``frame``, sorted by
+    (symbol, ts), default index; ValueError naming ``what`` on a duplicate (symbol, ts)."""
+    out = pd.DataFrame(
         {
-            "symbol": prices["symbol"].astype(str).to_numpy(),
-            "ts": normalize_ts(prices["ts"]).array,  # .to_numpy() would box 1M Timestamps
-            **{c: prices[c].to_numpy(dtype="float64") for c in PRICE_COLUMNS},
+            "symbol": frame["symbol"].astype(str).to_numpy(),
+            "ts": normalize_ts(frame["ts"]).array,  # .to_numpy() would box 1M Timestamps
+            **(columns or {}),
         }
     )
-    frame = frame.sort_values(["symbol", "ts"], kind="mergesort", ignore_index=True)
-    dup = frame.duplicated(["symbol", "ts"])
+    out = out.sort_values(["symbol", "ts"], kind="mergesort", ignore_index=True)
+    dup = out.duplicated(["symbol", "ts"])
     if dup.any():
-        first = frame.loc[dup, ["symbol", "ts"]].iloc[0]
-        raise ValueError(f"prices frame has duplicate (symbol, ts) rows, e.g. {first['symbol']} {first['ts']}")
-    return frame
+        first = out.loc[dup, ["symbol", "ts"]].iloc[0]
+        raise ValueError(f"{what} frame has duplicate (symbol, ts) rows, e.g. {first['symbol']} {first['ts']}")
+    return out
+
+
+def prepare_prices(prices: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """symbol, ts (ns UTC), open..volume (float64) and the ``extra`` columns as given, sorted by (symbol, ts),
+    unique, default index."""
+    missing = {"symbol", "ts", *PRICE_COLUMNS, *extra} - set(prices.columns)
+    if missing:
+        raise ValueError(f"prices frame lacks columns {sorted(missing)}")
+    columns = {c: prices[c].to_numpy(dtype="float64") for c in PRICE_COLUMNS}
+    columns.update({c: prices[c].to_numpy() for c in extra})
+    return sorted_bars(prices, columns)
 
 
 def normalize_ts(ts: pd.Series) -> pd.Series:

@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import pandas as pd
 
+from crypto_assets.providers.news import OK
 from crypto_assets.symbols import COIN_NAMES
+from crypto_assets.timegrid import HOUR_NS
 
 NEWS_COLUMNS: tuple[str, ...] = (
     "article_id",
@@ -386,7 +389,7 @@ def coverage_rows(windows: Sequence[dict[str, object]], articles: pd.DataFrame) 
         while cut < end:
             piece_end = min(end, cut.floor("D") + _DAY)
             count = 0
-            if item["status"] == "ok" and not articles.empty:
+            if item["status"] == OK and not articles.empty:
                 mine = articles["provider"] == item["provider"]
                 count = int((mine & (published >= cut) & (published < piece_end)).sum())
             rows.append(
@@ -411,60 +414,83 @@ def coverage_rows(windows: Sequence[dict[str, object]], articles: pd.DataFrame) 
 
 
 def carried_forward(
-    fresh: pd.DataFrame, stored: pd.DataFrame, stored_news: pd.DataFrame, providers: Sequence[str]
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """What a re-fetch keeps of the stored rows: for each of ``providers`` and UTC day where the fresh answer
-    covered nothing but the stored coverage did, the stored ``ok`` coverage rows and the provider's stored
-    articles of that day stay (a source that is down now does not erase what it answered before).
+    fresh: pd.DataFrame, stored: pd.DataFrame, providers: Sequence[str]
+) -> tuple[pd.DataFrame, list[tuple[str, pd.Timestamp]]]:
+    """What a re-fetch keeps of the stored coverage: for each of ``providers`` and UTC day where the fresh answer
+    covered nothing but the stored coverage did, the stored ``ok`` coverage rows stay (a source that is down now
+    does not erase what it answered before), and so do the provider's stored articles of that day
+    (:func:`carried_articles`).
 
-    Returns (the coverage rows to write: fresh ones, minus the fresh failed/skipped rows of carried days,
-    plus the carried rows; the stored articles to keep; one "<provider> <day>" note per carried day).
+    Returns (the coverage rows to write: fresh ones, minus the fresh failed/skipped rows of carried days, plus
+    the carried rows; the carried (provider, UTC day) pairs, sorted).
     """
     if stored.empty:
-        return fresh, stored_news.iloc[:0], []
+        return fresh, []
     fresh_day = fresh["window_start"].dt.floor("D")
     stored_day = stored["window_start"].dt.floor("D")
-    fresh_ok = set(zip(fresh.loc[fresh["status"] == "ok", "provider"], fresh_day[fresh["status"] == "ok"], strict=True))
-    stored_ok = stored["status"] == "ok"
+    fresh_ok = set(zip(fresh.loc[fresh["status"] == OK, "provider"], fresh_day[fresh["status"] == OK], strict=True))
+    stored_ok = stored["status"] == OK
     carried = {
         (provider, day)
         for provider, day in zip(stored.loc[stored_ok, "provider"], stored_day[stored_ok], strict=True)
         if provider in providers and (provider, day) not in fresh_ok
     }
     if not carried:
-        return fresh, stored_news.iloc[:0], []
+        return fresh, []
     keep_fresh = [(provider, day) not in carried for provider, day in zip(fresh["provider"], fresh_day, strict=True)]
     keep_stored = stored_ok & pd.Series(
         [(p, d) in carried for p, d in zip(stored["provider"], stored_day, strict=True)], index=stored.index
     )
     rows = pd.concat([fresh[keep_fresh], stored[keep_stored][list(COVERAGE_COLUMNS)]], ignore_index=True)
-    news_day = _to_utc(stored_news["published_at"]).dt.floor("D") if not stored_news.empty else None
-    keep_news = (
-        pd.Series(
-            [(p, d) in carried for p, d in zip(stored_news["provider"], news_day, strict=True)],
-            index=stored_news.index,
-        )
-        if news_day is not None
-        else pd.Series(dtype=bool)
-    )
-    notes = sorted(f"{provider} {day:%Y-%m-%d}" for provider, day in carried)
     rows = rows.sort_values(["provider", "window_start"], kind="mergesort", ignore_index=True)
-    return rows, stored_news[keep_news], notes
+    return rows, sorted(carried)
+
+
+def carried_articles(stored_news: pd.DataFrame, carried: Sequence[tuple[str, pd.Timestamp]]) -> pd.DataFrame:
+    """The rows of ``stored_news`` (``raw.news``) whose (provider, UTC day of ``published_at``) is ``carried``."""
+    wanted = set(carried)
+    if stored_news.empty or not wanted:
+        return stored_news.iloc[:0]
+    news_day = _to_utc(stored_news["published_at"]).dt.floor("D")
+    keep = [(p, d) in wanted for p, d in zip(stored_news["provider"], news_day, strict=True)]
+    return stored_news[keep]
+
+
+def ok_windows(coverage: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The union of the ``ok`` windows of ``coverage`` (``raw.news_coverage`` rows, any provider) as sorted,
+    disjoint ``[start, end)`` in ns since the epoch (UTC).
+
+    Windows that overlap or touch are merged, so an hour straddling two adjacent answers is inside the union.
+    """
+    missing = {"window_start", "window_end", "status"} - set(coverage.columns)
+    if missing:
+        raise ValueError(f"coverage frame lacks columns {sorted(missing)} (raw.news_coverage)")
+    ok = coverage[coverage["status"] == OK]
+    if ok.empty:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    starts = _to_utc(ok["window_start"]).array.asi8
+    ends = _to_utc(ok["window_end"]).array.asi8
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    reach = np.maximum.accumulate(ends)  # the furthest end among the windows starting no later
+    new = np.r_[True, starts[1:] > reach[:-1]]  # a window starting after everything before it ends
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(starts) - 1]
+    return starts[first], reach[last]  # reach at a merged window's last member is its end
+
+
+def hours_covered(hour_starts_ns: np.ndarray, windows: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """For each hour ``[h, h + 1h)`` (``h`` in ns since the epoch): whether it lies fully inside one of the
+    merged ``windows`` of :func:`ok_windows`."""
+    starts, ends = windows
+    if len(starts) == 0:
+        return np.zeros(len(hour_starts_ns), dtype=bool)
+    idx = np.searchsorted(starts, hour_starts_ns, side="right") - 1  # the last window starting by then
+    inside = idx >= 0
+    return inside & (ends[np.where(inside, idx, 0)] >= hour_starts_ns + HOUR_NS)
 
 
 def covered_hours(coverage: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
     """For each hour in [start, end): whether it lies fully inside the union of ``ok`` windows (any provider)."""
-    hours = pd.date_range(start, end, freq="h", inclusive="left", tz="UTC")
-    ok = coverage[coverage["status"] == "ok"].sort_values("window_start")
-    covered = pd.Series(False, index=hours)
-    if ok.empty or len(hours) == 0:
-        return covered
-    merged: list[list[pd.Timestamp]] = []
-    for lo, hi in zip(_to_utc(ok["window_start"]), _to_utc(ok["window_end"]), strict=True):
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    for lo, hi in merged:
-        covered |= (covered.index >= lo) & (covered.index + pd.Timedelta(hours=1) <= hi)
-    return covered
+    hours = pd.date_range(start, end, freq="h", inclusive="left", tz="UTC").as_unit("ns")
+    return pd.Series(hours_covered(hours.asi8, ok_windows(coverage)), index=hours)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.schemas import ALL_SYMBOLS, FEATURE_COLUMNS, SPLITS
+from crypto_assets.timegrid import consecutive_runs
 from crypto_assets.transforms.news import covered_hours
 
 Severity = Literal["error", "warn"]
@@ -803,13 +804,7 @@ def partition_scores(
 
 def _day_list(days: Sequence[Any], limit: int = 8) -> str:
     """``2022-05-04..2022-05-06, 2022-05-09`` (stretches of consecutive days), cut after ``limit`` stretches."""
-    ordered = sorted({pd.Timestamp(day).date() for day in days})
-    stretches: list[list[Any]] = []
-    for day in ordered:
-        if stretches and (day - stretches[-1][-1]).days == 1:
-            stretches[-1].append(day)
-        else:
-            stretches.append([day])
+    stretches = consecutive_runs(sorted({pd.Timestamp(day).date() for day in days}))
     shown = [f"{s[0]}" if len(s) == 1 else f"{s[0]}..{s[-1]}" for s in stretches[:limit]]
     more = f" and {len(stretches) - limit} more stretches" if len(stretches) > limit else ""
     return ", ".join(shown) + more
@@ -905,10 +900,9 @@ def price_coverage_report(
     """
     lines: list[str] = []
     problems: list[str] = []
+    coverage = coverage.assign(day=pd.to_datetime(coverage["day"]).dt.date)
     for symbol in symbols:
-        mine = coverage[coverage["symbol"] == symbol].copy()
-        mine["day"] = pd.to_datetime(mine["day"]).dt.date
-        mine = mine.sort_values("day")
+        mine = coverage[coverage["symbol"] == symbol].sort_values("day")
         served = mine[mine["status"].isin(["complete", "partial"])]
         failed = mine[mine["status"] == "failed"]
         no_data = mine[mine["status"] == "no_data"]

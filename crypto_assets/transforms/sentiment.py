@@ -16,7 +16,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from crypto_assets.transforms.news import tag_symbols
+from crypto_assets.timegrid import HOUR_NS
+from crypto_assets.transforms.news import hours_covered, ok_windows, tag_symbols
 
 DEFAULT_MODEL = "vader"
 
@@ -30,7 +31,6 @@ SENTIMENT_HOURLY_COLUMNS: tuple[str, ...] = (
     "news_count_24h",
     "news_coverage_24h",
 )
-NEWS_COVERAGE_OK = "ok"
 
 # Crypto slang and market words VADER's general lexicon lacks or scores in another sense, on VADER's -4..+4 scale.
 # Valences are set by analogy with VADER's own anchors: good 1.9, bad -2.5, gain 2.4, loss -1.3, losses -1.7,
@@ -224,8 +224,6 @@ def score_articles(news: pd.DataFrame, model: SentimentModel, universe: Sequence
 
 # --- hourly features 12-14 ----------------------------------------------------------------------------------------
 
-_HOUR_NS = 3_600_000_000_000
-
 
 def _window_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """sum(values[lo[i]:hi[i]]) for every i, each summed directly over its own slice.
@@ -243,43 +241,17 @@ def _window_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     return np.where(hi > lo, sums, 0.0)
 
 
-def _merged_ok_windows(coverage: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The union of the ``status == "ok"`` windows of ``coverage`` as sorted, disjoint [start, end) in ns.
-
-    Windows that overlap or touch are merged, so an hour straddling two adjacent answers is inside the union.
-    """
-    missing = {"window_start", "window_end", "status"} - set(coverage.columns)
-    if missing:
-        raise ValueError(f"coverage frame lacks columns {sorted(missing)} (raw.news_coverage)")
-    ok = coverage[coverage["status"] == NEWS_COVERAGE_OK]
-    if ok.empty:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    starts = _int_ns(ok["window_start"])
-    ends = _int_ns(ok["window_end"])
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], ends[order]
-    reach = np.maximum.accumulate(ends)  # the furthest end among the windows starting no later
-    new = np.r_[True, starts[1:] > reach[:-1]]  # a window starting after everything before it ends
-    first = np.flatnonzero(new)
-    last = np.r_[first[1:] - 1, len(starts) - 1]
-    return starts[first], reach[last]  # reach at a merged window's last member is its end
-
-
 def news_coverage_24h(ts: pd.Series, coverage: pd.DataFrame) -> np.ndarray:
     """Share of the 24 hours ``[ts - 23h, ts]`` (hour ``h`` = ``[h, h + 1h)``) lying fully inside the union of
     the successful (``status == "ok"``) answer windows of ``coverage`` (``raw.news_coverage``, any provider).
 
     One value per ``ts`` in the given order: a multiple of 1/24 in [0, 1].
     """
-    starts, ends = _merged_ok_windows(coverage)
+    windows = ok_windows(coverage)
     t = _int_ns(ts) if len(ts) else np.zeros(0, dtype=np.int64)
     covered = np.zeros(len(t), dtype=np.int64)
-    if len(starts):
-        for k in range(24):
-            hour = t - k * _HOUR_NS
-            idx = np.searchsorted(starts, hour, side="right") - 1  # the last merged window starting by then
-            inside = idx >= 0
-            covered += inside & (ends[np.where(inside, idx, 0)] >= hour + _HOUR_NS)
+    for k in range(24):
+        covered += hours_covered(t - k * HOUR_NS, windows)
     return covered / 24.0
 
 
@@ -334,9 +306,9 @@ def sentiment_hourly(
         times = art_ts[mine][order]
         vals = art_val[mine][order]
         t = bar_ts[start:end]
-        hi = np.searchsorted(times, t + _HOUR_NS, side="left")  # published_at < ts + 1h
-        lo24 = np.searchsorted(times, t - 23 * _HOUR_NS, side="left")  # published_at >= ts - 23h
-        lo6 = np.searchsorted(times, t - 5 * _HOUR_NS, side="left")  # published_at >= ts - 5h
+        hi = np.searchsorted(times, t + HOUR_NS, side="left")  # published_at < ts + 1h
+        lo24 = np.searchsorted(times, t - 23 * HOUR_NS, side="left")  # published_at >= ts - 23h
+        lo6 = np.searchsorted(times, t - 5 * HOUR_NS, side="left")  # published_at >= ts - 5h
         count24[start:end] = hi - lo24
         count6[start:end] = hi - lo6
         sum24[start:end] = _window_sums(vals, lo24, hi)
